@@ -1,0 +1,69 @@
+"""Service settings: one pydantic-settings object, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("var") / "brandlift.db"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about brandlift; env var names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    redis_url: str | None = None
+    brandlift_api_keys: str = ""
+    port: int = 8000
+    host: str = "0.0.0.0"
+    web_concurrency: int = 1
+
+    # Ingest limits (HTTP contract v1).
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_events_per_batch: int = 5000
+    max_catalog_batch: int = 1000
+
+    # Worker / training.
+    rebuild_interval_seconds: float = 300.0
+    run_worker_in_process: bool = False
+    recommendations_top_n: int = 100
+    similar_top_n: int = 50
+    holdout_days: float = 7.0
+    guardrail_tolerance: float = 0.05
+    model_kind: str = "auto"  # auto | als | bpr | itemknn | ease
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 1.0,
+            "click": 2.0,
+            "rec_click": 2.0,
+            "add_to_cart": 4.0,
+            "rating": 3.0,
+            "purchase": 8.0,
+            "remove_from_cart": -2.0,
+        }
+    )
+    decay_half_life_days: float = 30.0
+    exclude_interacted: str = "purchased"  # purchased | all
+    cache_version_ttl_seconds: int = 7 * 24 * 3600
+    use_gpu: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("DATABASE_URL must not be empty")
+        return value.strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

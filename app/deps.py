@@ -1,0 +1,70 @@
+"""FastAPI dependencies: the process context, a DB session, the cache and API-key scopes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache import Cache
+from app.config import Settings
+from app.context import AppContext
+from app.problems import Problem
+from app.security import Principal
+
+# auto_error=False: we answer 401 as problem+json ourselves; the scheme still shows in OpenAPI.
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.sessions() as session:
+        yield session
+
+
+def get_cache(ctx: ContextDep) -> Cache:
+    return ctx.cache
+
+
+def get_settings_dep(ctx: ContextDep) -> Settings:
+    return ctx.settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """Dependency factory: 401 for a missing/unknown key, 403 for a key without `scope`."""
+
+    def dependency(
+        ctx: ContextDep, api_key: Annotated[str | None, Depends(api_key_header)]
+    ) -> Principal:
+        principal = ctx.keys.authenticate(api_key)
+        if principal is None:
+            raise Problem(
+                401,
+                "missing or unknown API key (send it in the X-API-Key header)",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        if not principal.allows(scope):
+            raise Problem(403, f"this API key lacks the '{scope}' scope")
+        return principal
+
+    return dependency
+
+
+IngestKey = Annotated[Principal, Depends(require_scope("ingest"))]
+ReadKey = Annotated[Principal, Depends(require_scope("read"))]
+AdminKey = Annotated[Principal, Depends(require_scope("admin"))]
+ApiKeyDep = ReadKey

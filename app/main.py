@@ -1,0 +1,80 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from app import __version__
+from app.catalog.router import router as catalog_router
+from app.catalog.schemas import CampaignIn, ItemIn, UserIn
+from app.config import Settings, get_settings
+from app.context import AppContext
+from app.events.router import router as events_router
+from app.events.schemas import EventIn
+from app.logging import configure_logging, get_logger
+from app.metrics import MetricsMiddleware
+from app.ops.router import router as ops_router
+from app.problems import install_problem_handlers
+
+log = get_logger(__name__)
+# Request bodies read as raw bytes (for one-pass validation) still get documented schemas.
+BODY_SCHEMAS: tuple[type[BaseModel], ...] = (EventIn, ItemIn, UserIn, CampaignIn)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in BODY_SCHEMAS:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; resources open in the lifespan so tests can run several apps."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.create(settings)
+        app.state.ctx = ctx
+        if not len(ctx.keys):
+            log.warning("no API keys configured: every keyed endpoint answers 401")
+        worker_task: asyncio.Task[None] | None = None
+        if settings.run_worker_in_process:
+            from app.worker import run_worker
+
+            worker_task = asyncio.create_task(run_worker(ctx), name="in-process-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await worker_task
+            await ctx.close()
+
+    app = FastAPI(
+        title="brandlift",
+        version=__version__,
+        summary="Recommendations and ad targeting from shoppers' behaviour",
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware)
+    install_problem_handlers(app)
+    for router in (ops_router, events_router, catalog_router):
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,87 @@
+"""Prometheus metrics. With PROMETHEUS_MULTIPROC_DIR set, several uvicorn workers share them."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter(
+    "brandlift_http_requests_total", "HTTP requests by route", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "brandlift_http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+EVENTS_INGESTED = Counter("brandlift_events_ingested_total", "Events stored, by type", ["type"])
+EVENTS_DUPLICATES = Counter(
+    "brandlift_events_duplicates_total", "Re-sent events recognised by event_id"
+)
+EVENTS_REJECTED = Counter(
+    "brandlift_events_rejected_total", "Events in rejected batches, by reason", ["reason"]
+)
+CACHE_REQUESTS = Counter(
+    "brandlift_cache_requests_total", "Serving lookups by outcome (hit, miss, fallback)", ["result"]
+)
+MODEL_AGE = Gauge(
+    "brandlift_model_age_seconds", "Age of the live model", multiprocess_mode="max"
+)
+REBUILD_DURATION = Gauge(
+    "brandlift_last_rebuild_duration_seconds", "Duration of the last rebuild", multiprocess_mode="max"
+)
+REBUILDS = Counter("brandlift_rebuilds_total", "Rebuilds by final status", ["status"])
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """Exposition text for /metrics, aggregated across processes when multiprocess is on."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts and times requests by their route template."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_holder: dict[str, Any] = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            # Unmatched paths share one label so scanners cannot blow up cardinality.
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(method, template, str(status_holder["status"])).inc()
+            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,148 @@
+"""ORM tables. The migrations under migrations/ are the source of truth for the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 256
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite has no 64-bit identity type distinct from INTEGER PRIMARY KEY (its rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps on both backends (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class Item(TimestampMixin, Base):
+    __tablename__ = "items"
+
+    item_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(1024))
+    category: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
+    brand: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
+    price: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[list[str] | None] = mapped_column(JSONType)
+    kind: Mapped[str] = mapped_column(String(16), server_default="product")
+    available: Mapped[bool] = mapped_column(Boolean, server_default=true())
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Campaign(TimestampMixin, Base):
+    __tablename__ = "campaigns"
+
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    brand: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    category: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    item_ids: Mapped[list[str] | None] = mapped_column(JSONType)
+    bid: Mapped[float | None] = mapped_column(Float)
+    budget: Mapped[float | None] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    promotion: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Event(Base):
+    """Append-only behaviour log; the ingest path never updates a row."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    item_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    campaign_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[float | None] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
+    dwell_seconds: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(String(64))
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_events_user_id_ts", "user_id", "ts"),
+        Index("ix_events_item_id_ts", "item_id", "ts"),
+        Index("ix_events_type_ts", "type", "ts"),
+        # Ad events are a small share of the log: a partial index keeps ingest cheap.
+        Index(
+            "ix_events_campaign_id_ts",
+            "campaign_id",
+            "ts",
+            postgresql_where=text("campaign_id IS NOT NULL"),
+            sqlite_where=text("campaign_id IS NOT NULL"),
+        ),
+    )
+
+
+EVENT_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "campaign_id",
+    "type",
+    "ts",
+    "quantity",
+    "amount",
+    "value",
+    "dwell_seconds",
+    "source",
+    "context",
+)

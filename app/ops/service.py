@@ -1,0 +1,38 @@
+"""Health checks of the service's dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+
+from app.context import AppContext
+
+
+async def check_database(ctx: AppContext, timeout: float = 2.0) -> dict[str, Any]:
+    """Run SELECT 1 against the database within `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout), ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "down"; the type is enough to diagnose
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "ok", "backend": ctx.engine.dialect.name}
+
+
+async def check_cache(ctx: AppContext) -> dict[str, Any]:
+    """Ping the cache; when down the API keeps serving from in-process fallbacks (degraded)."""
+    backend = "in-process" if ctx.cache.embedded else "redis"
+    if await ctx.cache.ping():
+        return {"status": "ok", "backend": backend}
+    return {"status": "degraded", "backend": backend, "error": ctx.cache.last_error}
+
+
+async def readiness(ctx: AppContext) -> tuple[bool, dict[str, Any]]:
+    """All checks at once; ready only when every dependency answers."""
+    database, cache = await asyncio.gather(check_database(ctx), check_cache(ctx))
+    checks: dict[str, Any] = {"database": database, "cache": cache}
+    for name, probe in ctx.extras.get("readiness_probes", {}).items():
+        checks[name] = await probe(ctx)
+    ready = database["status"] == "ok" and cache["status"] == "ok"
+    return ready, {"status": "ready" if ready else "unavailable", "checks": checks}
