@@ -32,7 +32,8 @@ async def read_body_limited(request: Request, max_bytes: int) -> bytes:
 @lru_cache(maxsize=32)
 def batch_adapter(model: type[BaseModel], max_items: int) -> TypeAdapter[list[Any]]:
     """A cached validator for `list[model]` with at most `max_items` entries."""
-    return TypeAdapter(Annotated[list[model], Field(max_length=max_items)])  # type: ignore[valid-type]
+    shape: Any = Annotated[list[model], Field(max_length=max_items)]  # type: ignore[valid-type]
+    return TypeAdapter(shape)
 
 
 def parse_batch(body: bytes, model: type[M], max_items: int) -> list[M]:
@@ -40,9 +41,10 @@ def parse_batch(body: bytes, model: type[M], max_items: int) -> list[M]:
     if not body.strip():
         raise Problem(400, "request body is empty; send a JSON array", field="body")
     try:
-        return batch_adapter(model, max_items).validate_json(body)  # type: ignore[no-any-return]
+        batch: list[M] = batch_adapter(model, max_items).validate_json(body)
     except ValidationError as exc:
         raise _batch_problem(exc, max_items) from None
+    return batch
 
 
 def _batch_problem(exc: ValidationError, max_items: int) -> Problem:
@@ -53,9 +55,11 @@ def _batch_problem(exc: ValidationError, max_items: int) -> Problem:
     if first["type"] == "too_long" and not first["loc"]:
         return Problem(413, f"batch holds more than {max_items} entries", field="body")
     if first["type"] == "list_type" and not first["loc"]:
-        return Problem(422, "body must be a JSON array", errors=[
-            {"index": None, "field": "body", "message": "expected a JSON array"}
-        ])
+        return Problem(
+            422,
+            "body must be a JSON array",
+            errors=[{"index": None, "field": "body", "message": "expected a JSON array"}],
+        )
     listed = []
     for err in errors[:MAX_LISTED_ERRORS]:
         loc = tuple(err["loc"])

@@ -34,16 +34,20 @@ class Cache:
         self.last_error: str | None = None
 
     @classmethod
-    def from_url(cls, url: str | None) -> Cache:
-        """Connect to REDIS_URL, or build the in-process store when it is unset."""
+    def from_url(cls, url: str | None, *, timeout: float = 0.25) -> Cache:
+        """Connect to REDIS_URL, or build the in-process store when it is unset.
+
+        The short socket timeout bounds how long a request can hang on a stuck Redis before
+        the breaker opens and fallbacks take over; the worker passes a longer one.
+        """
         if not url:
             import fakeredis
 
             return cls(fakeredis.FakeAsyncRedis(), embedded=True)
         client = aioredis.Redis.from_url(
             url,
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             health_check_interval=10,
             max_connections=64,
         )
@@ -64,17 +68,17 @@ class Cache:
             raise CacheUnavailable(self.last_error or "cache down")
         try:
             result = await op(self.client)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self.mark_down(exc)
             raise CacheUnavailable(type(exc).__name__) from exc
         self.last_error = None
         return result
 
-    async def ping(self, timeout: float = 1.0) -> bool:
+    async def ping(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109
         """Check the cache for real (ignores the breaker), closing it again on success."""
         try:
             await asyncio.wait_for(self.client.ping(), timeout=timeout)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self.mark_down(exc)
             return False
         self._down_until = 0.0

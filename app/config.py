@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     redis_url: str | None = None
+    redis_timeout_seconds: float = 0.25
     brandlift_api_keys: str = ""
     port: int = 8000
     host: str = "0.0.0.0"

@@ -24,14 +24,16 @@ class AppContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, settings: Settings) -> AppContext:
+    def create(cls, settings: Settings, *, cache_timeout: float | None = None) -> AppContext:
         """Open the engine and cache for these settings (connections are made lazily)."""
         engine = make_engine(settings.database_url)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            cache=Cache.from_url(settings.redis_url),
+            cache=Cache.from_url(
+                settings.redis_url, timeout=cache_timeout or settings.redis_timeout_seconds
+            ),
             keys=KeyRing(settings.brandlift_api_keys),
         )
 

@@ -12,15 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cache import Cache
 from app.config import Settings
 from app.context import AppContext
+from app.logging import get_logger
 from app.problems import Problem
-from app.security import Principal
+from app.security import Principal, fingerprint
+
+log = get_logger(__name__)
 
 # auto_error=False: we answer 401 as problem+json ourselves; the scheme still shows in OpenAPI.
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def get_context(request: Request) -> AppContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: AppContext = request.app.state.ctx
+    return ctx
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
@@ -48,16 +52,28 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     """Dependency factory: 401 for a missing/unknown key, 403 for a key without `scope`."""
 
     def dependency(
-        ctx: ContextDep, api_key: Annotated[str | None, Depends(api_key_header)]
+        request: Request,
+        ctx: ContextDep,
+        api_key: Annotated[str | None, Depends(api_key_header)],
     ) -> Principal:
         principal = ctx.keys.authenticate(api_key)
         if principal is None:
+            # Only a fingerprint is logged: enough to spot a misconfigured client, not the key.
+            log.info(
+                "api key rejected",
+                reason="unknown" if api_key else "missing",
+                key=fingerprint(api_key) if api_key else None,
+                path=request.url.path,
+            )
             raise Problem(
                 401,
                 "missing or unknown API key (send it in the X-API-Key header)",
                 headers={"WWW-Authenticate": "ApiKey"},
             )
         if not principal.allows(scope):
+            log.info(
+                "api key lacks scope", key=principal.fingerprint, scope=scope, path=request.url.path
+            )
             raise Problem(403, f"this API key lacks the '{scope}' scope")
         return principal
 

@@ -33,16 +33,18 @@ EVENTS_DUPLICATES = Counter(
     "brandlift_events_duplicates_total", "Re-sent events recognised by event_id"
 )
 EVENTS_REJECTED = Counter(
-    "brandlift_events_rejected_total", "Events in rejected batches, by reason", ["reason"]
+    "brandlift_events_rejected_total",
+    "Rejected event batches, by reason (the HTTP status answered)",
+    ["reason"],
 )
 CACHE_REQUESTS = Counter(
     "brandlift_cache_requests_total", "Serving lookups by outcome (hit, miss, fallback)", ["result"]
 )
-MODEL_AGE = Gauge(
-    "brandlift_model_age_seconds", "Age of the live model", multiprocess_mode="max"
-)
+MODEL_AGE = Gauge("brandlift_model_age_seconds", "Age of the live model", multiprocess_mode="max")
 REBUILD_DURATION = Gauge(
-    "brandlift_last_rebuild_duration_seconds", "Duration of the last rebuild", multiprocess_mode="max"
+    "brandlift_last_rebuild_duration_seconds",
+    "Duration of the last rebuild",
+    multiprocess_mode="max",
 )
 REBUILDS = Counter("brandlift_rebuilds_total", "Rebuilds by final status", ["status"])
 

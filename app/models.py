@@ -146,3 +146,36 @@ EVENT_COLUMNS = (
     "source",
     "context",
 )
+
+
+class ModelRun(Base):
+    """One rebuild of the recommendation models: the model registry."""
+
+    __tablename__ = "model_runs"
+
+    version: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # training | live | rejected | failed | retired
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(32), server_default="schedule")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    data_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    data_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    detail: Mapped[str | None] = mapped_column(String(2000))
+
+
+class Job(Base):
+    """Work requested through the API (e.g. POST /v1/admin/rebuild) and picked up by a worker."""
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|done|failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.logging import get_logger
+
+log = get_logger(__name__)
+
 PROBLEM_TYPE = "application/problem+json"
+# Failures to reach a backing service (refused, timed out, unresolvable, pool exhausted): the
+# request may succeed later, so they answer 503 with Retry-After instead of a bare 500.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
 TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -22,6 +38,7 @@ TITLES = {
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -67,7 +84,9 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_TYPE, headers=headers
+    )
 
 
 def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -106,6 +125,25 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             422, f"invalid request: {fields}", instance=request.url.path, errors=errors
         )
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        # Only the error type is logged: messages can carry connection strings.
+        log.warning("backing service unavailable", error=type(exc).__name__, path=request.url.path)
+        return problem_response(
+            503,
+            "the database or another backing service is unavailable; retry later",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
+    for error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after sending this, so the server still logs the traceback;
+        # the client gets no internals.
+        return problem_response(500, "internal error", instance=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

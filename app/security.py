@@ -24,6 +24,11 @@ def _digest(raw: str) -> bytes:
     return hashlib.sha256(raw.encode("utf-8")).digest()
 
 
+def fingerprint(raw: str) -> str:
+    """A short, one-way tag for a key: safe to log, enough to tell keys apart."""
+    return _digest(raw).hex()[:8]
+
+
 class KeyRing:
     """The configured keys, stored only as SHA-256 digests."""
 
@@ -33,6 +38,8 @@ class KeyRing:
             if not chunk:
                 continue
             raw, sep, scope_text = chunk.rpartition(":")
+            # HTTP strips header whitespace, so a padded key could never match.
+            raw = raw.strip()
             if not sep or not raw:
                 raise ValueError("BRANDLIFT_API_KEYS entries must look like key:scope+scope")
             scopes = frozenset(s.strip() for s in scope_text.split("+") if s.strip())
@@ -40,7 +47,10 @@ class KeyRing:
             if unknown or not scopes:
                 raise ValueError(f"unknown API key scope(s): {sorted(unknown) or '(none)'}")
             digest = _digest(raw)
-            self._entries.append((digest, Principal(digest.hex()[:8], scopes)))
+            if any(digest == known for known, _ in self._entries):
+                # Two scope sets for one key would make its access depend on list order.
+                raise ValueError(f"API key {fingerprint(raw)} is listed more than once")
+            self._entries.append((digest, Principal(fingerprint(raw), scopes)))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -27,7 +27,8 @@ from app.migrate import upgrade
 
 BACKEND = os.environ.get("BRANDLIFT_TEST_BACKEND", "postgres")
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per test process (1-15) so parallel runs do not flush each other.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}")
 
 KEYS = {
     "ingest": "test-ingest-key",
@@ -36,8 +37,7 @@ KEYS = {
     "admin": "test-admin-key",
 }
 API_KEYS = (
-    f"{KEYS['ingest']}:ingest,{KEYS['read']}:read,"
-    f"{KEYS['both']}:ingest+read,{KEYS['admin']}:admin"
+    f"{KEYS['ingest']}:ingest,{KEYS['read']}:read,{KEYS['both']}:ingest+read,{KEYS['admin']}:admin"
 )
 INGEST = {"X-API-Key": KEYS["ingest"]}
 READ = {"X-API-Key": KEYS["read"]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
@@ -19,12 +19,15 @@ from app.catalog.schemas import (
     UserIn,
     UserOut,
 )
-from app.deps import IngestKey, ReadKey, SessionDep, SettingsDep
+from app.deps import ContextDep, IngestKey, ReadKey, SessionDep, SettingsDep
 from app.models import ID_LENGTH, Campaign, Item, User
 from app.problems import Problem
+from app.recommendations.availability import apply_availability
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
-PathId = Path(min_length=1, max_length=ID_LENGTH)
+# Annotated (not a shared `= Path(...)` default): FastAPI copies it per parameter, whereas one
+# shared Path() instance takes the first endpoint's parameter name for all of them.
+PathId = Annotated[str, Path(min_length=1, max_length=ID_LENGTH)]
 
 
 def _array_body(schema: str) -> dict[str, Any]:
@@ -44,10 +47,10 @@ async def _upsert_batch(
     schema: type[BaseModel],
     model: type[DeclarativeBase],
     key: str,
-) -> UpsertResult:
+) -> tuple[UpsertResult, list[Any]]:
     body = await read_body_limited(request, settings.max_body_bytes)
     rows = parse_batch(body, schema, settings.max_catalog_batch)
-    return UpsertResult(upserted=await service.upsert(session, model, key, rows))
+    return UpsertResult(upserted=await service.upsert(session, model, key, rows)), rows
 
 
 async def _get_or_404(session: SessionDep, model: type[DeclarativeBase], ident: str) -> Any:
@@ -59,14 +62,22 @@ async def _get_or_404(session: SessionDep, model: type[DeclarativeBase], ident: 
 
 @router.post("/items", response_model=UpsertResult, openapi_extra=_array_body("ItemIn"))
 async def upsert_items(
-    request: Request, session: SessionDep, settings: SettingsDep, _key: IngestKey
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    _key: IngestKey,
 ) -> UpsertResult:
     """Create or update up to 1000 items by item_id."""
-    return await _upsert_batch(request, session, settings, ItemIn, Item, "item_id")
+    result, rows = await _upsert_batch(request, session, settings, ItemIn, Item, "item_id")
+    # Availability is enforced at serve time, so a sold-out item leaves every list at once.
+    changes = {r.item_id: r.available for r in rows if r.available is not None}
+    await apply_availability(ctx, changes)
+    return result
 
 
 @router.get("/items/{item_id}", response_model=ItemOut)
-async def get_item(session: SessionDep, _key: ReadKey, item_id: str = PathId) -> ItemOut:
+async def get_item(session: SessionDep, _key: ReadKey, item_id: PathId) -> ItemOut:
     row = await _get_or_404(session, Item, item_id)
     return ItemOut(
         item_id=row.item_id,
@@ -87,11 +98,12 @@ async def upsert_users(
     request: Request, session: SessionDep, settings: SettingsDep, _key: IngestKey
 ) -> UpsertResult:
     """Create or update up to 1000 users by user_id."""
-    return await _upsert_batch(request, session, settings, UserIn, User, "user_id")
+    result, _ = await _upsert_batch(request, session, settings, UserIn, User, "user_id")
+    return result
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-async def get_user(session: SessionDep, _key: ReadKey, user_id: str = PathId) -> UserOut:
+async def get_user(session: SessionDep, _key: ReadKey, user_id: PathId) -> UserOut:
     row = await _get_or_404(session, User, user_id)
     return UserOut(
         user_id=row.user_id,
@@ -106,13 +118,12 @@ async def upsert_campaigns(
     request: Request, session: SessionDep, settings: SettingsDep, _key: IngestKey
 ) -> UpsertResult:
     """Create or update up to 1000 ad campaigns by campaign_id."""
-    return await _upsert_batch(request, session, settings, CampaignIn, Campaign, "campaign_id")
+    result, _ = await _upsert_batch(request, session, settings, CampaignIn, Campaign, "campaign_id")
+    return result
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-async def get_campaign(
-    session: SessionDep, _key: ReadKey, campaign_id: str = PathId
-) -> CampaignOut:
+async def get_campaign(session: SessionDep, _key: ReadKey, campaign_id: PathId) -> CampaignOut:
     row = await _get_or_404(session, Campaign, campaign_id)
     return CampaignOut(
         campaign_id=row.campaign_id,

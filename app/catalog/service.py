@@ -22,9 +22,11 @@ async def upsert(
     grouped by the set of fields they carry so one statement serves each group.
     """
     latest: dict[str, dict[str, Any]] = {}
-    for row in rows:  # last one wins inside a batch, as if sent one by one
+    for row in rows:
         data = row.model_dump(exclude_unset=True, mode="json")
-        latest[data[key]] = data
+        # Repeats of an id merge field by field, later ones winning: the same result as
+        # sending the entries one by one.
+        latest.setdefault(data[key], {}).update(data)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row_key in sorted(latest):  # sorted keys: concurrent batches lock rows in one order
         data = latest[row_key]
@@ -32,10 +34,8 @@ async def upsert(
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     for fields, group in groups.items():
         stmt = insert(model)
-        updates = {f: stmt.excluded[f] for f in fields if f != key}
+        updates: dict[str, Any] = {f: stmt.excluded[f] for f in fields if f != key}
         updates["updated_at"] = func.now()
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=[key], set_=updates), group
-        )
+        await session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=updates), group)
     await session.commit()
     return len(latest)

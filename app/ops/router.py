@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from app.deps import ContextDep
@@ -23,7 +23,7 @@ async def live() -> dict[str, str]:
 async def ready(ctx: ContextDep) -> Response:
     """Database and cache reachable: 200; otherwise 503 naming what is down."""
     ok, body = await readiness(ctx)
-    return ORJSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

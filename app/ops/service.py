@@ -9,11 +9,13 @@ from sqlalchemy import text
 
 from app.context import AppContext
 
+DATABASE_PROBE_SECONDS = 2.0
 
-async def check_database(ctx: AppContext, timeout: float = 2.0) -> dict[str, Any]:
-    """Run SELECT 1 against the database within `timeout` seconds."""
+
+async def check_database(ctx: AppContext) -> dict[str, Any]:
+    """Run SELECT 1 against the database within DATABASE_PROBE_SECONDS."""
     try:
-        async with asyncio.timeout(timeout), ctx.engine.connect() as conn:
+        async with asyncio.timeout(DATABASE_PROBE_SECONDS), ctx.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "down"; the type is enough to diagnose
         return {"status": "down", "error": type(exc).__name__}
@@ -34,5 +36,6 @@ async def readiness(ctx: AppContext) -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {"database": database, "cache": cache}
     for name, probe in ctx.extras.get("readiness_probes", {}).items():
         checks[name] = await probe(ctx)
-    ready = database["status"] == "ok" and cache["status"] == "ok"
-    return ready, {"status": "ready" if ready else "unavailable", "checks": checks}
+    down = sorted(name for name in ("cache", "database") if checks[name]["status"] != "ok")
+    body = {"status": "unavailable" if down else "ready", "down": down, "checks": checks}
+    return not down, body

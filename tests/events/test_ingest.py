@@ -65,7 +65,7 @@ async def test_resent_events_are_counted_as_duplicates(client: httpx.AsyncClient
     batch = [event(user_id=unique("u")) for _ in range(20)]
     first = await client.post("/v1/events", json=batch, headers=INGEST)
     assert first.json() == {"accepted": 20, "duplicates": 0}
-    again = await client.post("/v1/events", json=batch[:15] + [event()], headers=INGEST)
+    again = await client.post("/v1/events", json=[*batch[:15], event()], headers=INGEST)
     assert again.status_code == 202
     assert again.json() == {"accepted": 1, "duplicates": 15}
     assert await count_events(app, [e["event_id"] for e in batch]) == 20

@@ -1,0 +1,40 @@
+"""Recommendation responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Strategy = Literal["personalised", "cold-start", "popular-fallback"]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    reason: str
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    items: list[RecommendedItem]
+    model_version: int | None = Field(description="live model version; null before the first")
+    strategy: Strategy
+    generated_at: datetime
+    request_id: str = Field(description="send it back in rec_impression/rec_click context")
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    items: list[RecommendedItem]
+    model_version: int | None
+    generated_at: datetime
+
+
+class PopularItems(BaseModel):
+    category: str | None
+    window: str
+    items: list[RecommendedItem]
+    model_version: int | None
+    generated_at: datetime

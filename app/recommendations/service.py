@@ -1,0 +1,135 @@
+"""Serving recommendations: the live lists, filters at serve time, and the fallback chain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.cache import CacheUnavailable
+from app.context import AppContext
+from app.metrics import CACHE_REQUESTS
+from app.recommendations.live_view import LiveView, get_live_view
+from app.recommendations.schemas import Recommendations, RecommendedItem, Strategy
+from app.training.publish import version_key
+
+MAX_N = 100
+
+
+@dataclass
+class Filters:
+    category: str | None = None
+    brand: str | None = None
+    kind: str | None = None
+    exclude: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Picker:
+    """Collects up to n items that pass every filter, in the order offered."""
+
+    n: int
+    view: LiveView
+    filters: Filters
+    banned: set[str]
+    items: list[RecommendedItem] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.n
+
+    def offer(self, candidates: Iterable[tuple[str, float, str]]) -> None:
+        for item_id, score, reason in candidates:
+            if self.full:
+                return
+            if item_id in self.taken or item_id in self.banned or not self._passes(item_id):
+                continue
+            self.taken.add(item_id)
+            self.items.append(RecommendedItem(item_id=item_id, score=score, reason=reason))
+
+    def _passes(self, item_id: str) -> bool:
+        if item_id in self.view.unavailable or item_id in self.filters.exclude:
+            return False
+        f = self.filters
+        if f.category is None and f.brand is None and f.kind is None:
+            return True
+        meta = self.view.meta.get(item_id)
+        if meta is None:
+            return False
+        category, brand, kind = meta
+        return (
+            (f.category is None or category == f.category)
+            and (f.brand is None or brand == f.brand)
+            and (f.kind is None or kind == f.kind)
+        )
+
+
+async def _user_lists(ctx: AppContext, version: int, user_id: str) -> tuple[Any, Any]:
+    """The user's published list and never-again items, in one round trip."""
+
+    async def op(client: Any) -> tuple[Any, Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hget(version_key(version, "recs"), user_id)
+            pipe.hget(version_key(version, "seen"), user_id)
+            recs, seen = await pipe.execute()
+        return recs, seen
+
+    return await ctx.cache.run(op)
+
+
+async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> list[list[Any]]:
+    if not item_ids:
+        return []
+    blobs = await ctx.cache.run(lambda r: r.hmget(version_key(version, "sim"), item_ids))
+    return [orjson.loads(b) if b else [] for b in blobs]
+
+
+async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> Recommendations:
+    """Top-n items for a user; never empty while the catalog has available items."""
+    view = get_live_view(ctx)
+    await view.refresh(ctx)
+    strategy: Strategy = "popular-fallback"
+    published: dict[str, Any] | None = None
+    seen: list[str] = []
+    cache_ok = view.version is not None
+    if cache_ok:
+        try:
+            raw, raw_seen = await _user_lists(ctx, view.version, user_id)  # type: ignore[arg-type]
+            published = orjson.loads(raw) if raw else None
+            seen = orjson.loads(raw_seen) if raw_seen else []
+            CACHE_REQUESTS.labels("hit" if raw else "miss").inc()
+        except CacheUnavailable:
+            cache_ok = False
+            CACHE_REQUESTS.labels("fallback").inc()
+    picker = Picker(n=n, view=view, filters=filters, banned=set(seen))
+    if published:
+        strategy = published["s"]
+        picker.offer((i, s, r) for i, s, r in published["i"])
+    elif cache_ok:
+        strategy = "cold-start"
+    if not picker.full and cache_ok and seen:
+        # Similar to what the user bought most recently (the seen list is newest last).
+        recent = list(reversed(seen))[:3]
+        for source, neighbours in zip(
+            recent, await _similar_to(ctx, view.version, recent), strict=True
+        ):  # type: ignore[arg-type]
+            picker.offer((i, s, f"similar to {source} you bought") for i, s in neighbours)
+    if not picker.full and filters.category:
+        picker.offer(
+            (i, s, f"popular in {filters.category}") for i, s in view.popular_list(filters.category)
+        )
+    if not picker.full:
+        picker.offer((i, s, "popular now") for i, s in view.popular_list(None))
+    return Recommendations(
+        user_id=user_id,
+        items=picker.items,
+        model_version=view.version,
+        strategy=strategy,
+        generated_at=datetime.now(UTC),
+        request_id=uuid.uuid4().hex,
+    )

@@ -1,0 +1,282 @@
+"""Steps 2-4 in one CPU-bound function: preprocess, evaluate candidates, train, make lists.
+
+Runs in a worker thread; it touches neither the database nor the cache, so it is easy to test
+and to benchmark on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from app.config import Settings
+from app.training.candidates import ALL, cold_user_lists, content_similar, popularity, top_k
+from app.training.dataset import TYPE_CODE, Catalog, Interactions
+from app.training.evaluate import Split, ranking_metrics
+from app.training.models import Recommender, build_model
+from app.training.preprocess import (
+    CleanStats,
+    PreprocessConfig,
+    clean,
+    confidence_matrix,
+    event_weights,
+    interacted_matrix,
+)
+
+DAY = 86_400.0
+MIN_ITEMS_FOR_CF = 3  # users with fewer distinct items get cold-start lists
+MIN_TEST_USERS = 10  # smaller holdouts are not a basis for choosing or rejecting a model
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "als": {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15},
+    "bpr": {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
+    "itemknn": {"K": 100},
+    "ease": {"lambda_": 300.0},
+}
+AUTO_CANDIDATES = ("als", "itemknn", "ease")
+EASE_MAX_ITEMS = 8000
+
+
+@dataclass
+class BuildOutput:
+    kind: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    stats: CleanStats
+    model: Recommender | None
+    # code-level results; publish.py turns them into payloads
+    user_lists: dict[int, tuple[str, list[tuple[int, float, str]]]] = field(default_factory=dict)
+    similar: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    popular: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    purchased: dict[int, list[int]] = field(default_factory=dict)
+    data_start: float | None = None
+    data_end: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def preprocess_config(settings: Settings) -> PreprocessConfig:
+    return PreprocessConfig(
+        event_weights=settings.event_weights, half_life_days=settings.decay_half_life_days
+    )
+
+
+def _candidate_kinds(settings: Settings, n_items: int) -> list[str]:
+    if settings.model_kind != "auto":
+        return [settings.model_kind]
+    return [k for k in AUTO_CANDIDATES if k != "ease" or n_items <= EASE_MAX_ITEMS]
+
+
+def _params(kind: str, tuned: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    return dict((tuned or {}).get(kind) or DEFAULT_PARAMS.get(kind, {}))
+
+
+def evaluate_candidates(
+    split: Split, kinds: list[str], tuned: dict[str, dict[str, Any]] | None, use_gpu: bool
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Fit each candidate on the train window, score it on the holdout; plus the baseline."""
+    baseline = build_model("popular")
+    baseline.fit(split.train)
+    results = []
+    for kind in kinds:
+        started = time.perf_counter()
+        model = build_model(kind, _params(kind, tuned), use_gpu=use_gpu)
+        model.fit(split.train)
+        metrics = ranking_metrics(model, split, k=10)
+        metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
+        results.append({"kind": kind, "params": model.params, "metrics": metrics})
+    results.sort(key=lambda r: -r["metrics"]["ndcg@10"])
+    return results, ranking_metrics(baseline, split, k=10)
+
+
+def build(
+    catalog: Catalog,
+    inter: Interactions,
+    settings: Settings,
+    *,
+    now: float | None = None,
+    tuned: dict[str, dict[str, Any]] | None = None,
+) -> BuildOutput:
+    """Everything between loading and publishing."""
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+    now = now or time.time()
+    cfg = preprocess_config(settings)
+    inter, stats = clean(inter, catalog, cfg)
+    weights = event_weights(inter, cfg, now)
+    shape = (inter.n_users, len(catalog))
+    matrix = confidence_matrix(inter.user, inter.item, weights, shape)
+    timings["preprocess"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    kinds = _candidate_kinds(settings, len(catalog))
+    metrics: dict[str, Any] = {"events": len(inter), "users": shape[0], "items": shape[1]}
+    kind, params = kinds[0], _params(kinds[0], tuned)
+    if len(inter):
+        cutoff = float(inter.ts.max()) - settings.holdout_days * DAY
+        split = holdout_split(inter, weights, shape, cutoff)
+        test_users = int((np.diff(split.test.indptr) > 0).sum())
+        metrics["holdout_users"] = test_users
+        if test_users >= MIN_TEST_USERS:
+            candidates, baseline = evaluate_candidates(split, kinds, tuned, settings.use_gpu)
+            best = candidates[0]
+            kind, params = best["kind"], best["params"]
+            metrics.update({k: v for k, v in best["metrics"].items()})
+            metrics["baseline_popular"] = baseline
+            metrics["candidates"] = candidates
+    timings["evaluate"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    model: Recommender | None = None
+    if matrix.nnz:
+        model = build_model(kind, params, use_gpu=settings.use_gpu)
+        model.fit(matrix)
+    timings["fit"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    out = BuildOutput(kind=kind, params=params, metrics=metrics, stats=stats, model=model)
+    out.popular = popularity(inter, weights, catalog, now, k=200)
+    item_popularity = np.bincount(inter.item, weights=weights, minlength=len(catalog))
+    out.similar = _similar_lists(model, matrix, catalog, item_popularity, settings.similar_top_n)
+    only_purchases = settings.exclude_interacted != "all"
+    excluded = interacted_matrix(inter, shape, only_purchases=only_purchases)
+    out.purchased = {
+        int(u): excluded.indices[excluded.indptr[u] : excluded.indptr[u + 1]].tolist()
+        for u in np.flatnonzero(np.diff(excluded.indptr))
+    }
+    out.user_lists = _user_lists(model, matrix, excluded, inter, catalog, out, settings)
+    timings["lists"] = time.perf_counter() - tick
+    if len(inter):
+        out.data_start, out.data_end = float(inter.ts.min()), float(inter.ts.max())
+    out.timings = {k: round(v, 3) for k, v in timings.items()}
+    return out
+
+
+def holdout_split(
+    inter: Interactions, weights: np.ndarray, shape: tuple[int, int], cutoff: float
+) -> Split:
+    """Train on events before `cutoff`; test = new items users touched after it."""
+    before = inter.ts < cutoff
+    train = confidence_matrix(inter.user[before], inter.item[before], weights[before], shape)
+    after = ~before
+    test = sparse.csr_matrix(
+        (np.ones(int(after.sum()), np.float32), (inter.user[after], inter.item[after])),
+        shape=shape,
+    )
+    test.data[:] = 1.0
+    test = test - test.multiply(train > 0)  # only items new to the user
+    test.eliminate_zeros()
+    in_train = np.diff(train.indptr) > 0
+    test = sparse.diags(in_train.astype(np.float32)) @ test  # only users seen in train
+    test.eliminate_zeros()
+    return Split(train=train.tocsr(), test=test.tocsr())
+
+
+def _similar_lists(
+    model: Recommender | None,
+    matrix: sparse.csr_matrix,
+    catalog: Catalog,
+    item_popularity: np.ndarray,
+    k: int,
+) -> dict[int, list[tuple[int, float]]]:
+    """CF neighbours for items with enough users; content neighbours for the rest."""
+    users_per_item = np.diff(matrix.tocsc().indptr)
+    warm = np.flatnonzero(users_per_item >= 2)
+    out: dict[int, list[tuple[int, float]]] = {}
+    if model is not None and len(warm):
+        for start in range(0, len(warm), 2048):
+            chunk = warm[start : start + 2048]
+            ids, scores = model.similar_items(chunk, k + 1)
+            for row, item in enumerate(chunk):
+                out[int(item)] = [
+                    (int(j), float(s))
+                    for j, s in zip(ids[row], scores[row], strict=True)
+                    if j != item and j >= 0 and catalog.available[j] and s > 0
+                ][:k]
+    cold = np.array([i for i in range(len(catalog)) if not out.get(i)], dtype=np.int64)
+    if len(cold):
+        out.update(content_similar(catalog, cold, k, item_popularity))
+    return out
+
+
+def _history(inter: Interactions) -> dict[int, list[tuple[int, str]]]:
+    """Each user's most recent distinct items (newest first) with the strongest action."""
+    verbs = {TYPE_CODE["purchase"]: "bought", TYPE_CODE["add_to_cart"]: "added to cart"}
+    history: dict[int, list[tuple[int, str]]] = {}
+    for user, item, etype in zip(
+        inter.user[::-1].tolist(),
+        inter.item[::-1].tolist(),
+        inter.etype[::-1].tolist(),
+        strict=True,
+    ):
+        items = history.setdefault(user, [])
+        if len(items) < 10 and all(i != item for i, _ in items):
+            items.append((item, verbs.get(etype, "viewed")))
+    return history
+
+
+def _user_lists(
+    model: Recommender | None,
+    matrix: sparse.csr_matrix,
+    excluded: sparse.csr_matrix,
+    inter: Interactions,
+    catalog: Catalog,
+    out: BuildOutput,
+    settings: Settings,
+) -> dict[int, tuple[str, list[tuple[int, float, str]]]]:
+    """Top-N per user with a reason per item: CF for warm users, category-popular for cold."""
+    n = settings.recommendations_top_n
+    items_per_user = np.diff(matrix.indptr)
+    warm = np.flatnonzero(items_per_user >= MIN_ITEMS_FOR_CF)
+    cold = np.flatnonzero((items_per_user > 0) & (items_per_user < MIN_ITEMS_FOR_CF))
+    history = _history(inter)
+    lists: dict[int, tuple[str, list[tuple[int, float, str]]]] = {}
+    filter_all = settings.exclude_interacted == "all"
+    if model is not None and len(warm):
+        extra = min(int(np.diff(excluded.indptr).max(initial=0)), 50) + 10
+        for start in range(0, len(warm), 2048):
+            chunk = warm[start : start + 2048]
+            ids, scores = model.recommend(chunk, matrix, n + extra, filter_seen=filter_all)
+            for row, user in enumerate(chunk):
+                banned = set(excluded.indices[excluded.indptr[user] : excluded.indptr[user + 1]])
+                picked = [
+                    (int(j), float(s))
+                    for j, s in zip(ids[row], scores[row], strict=True)
+                    if j >= 0 and j not in banned and catalog.available[j]
+                ][:n]
+                lists[int(user)] = (
+                    "personalised",
+                    _explain(picked, history.get(int(user), []), out, catalog),
+                )
+    popular_all = out.popular["30d"]
+    for user, (picked, category) in cold_user_lists(inter, cold, catalog, popular_all, n).items():
+        reason = f"popular in {category}" if category else "popular now"
+        lists[user] = ("cold-start", [(i, s, reason) for i, s in picked])
+    return lists
+
+
+def _explain(
+    picked: list[tuple[int, float]],
+    history: list[tuple[int, str]],
+    out: BuildOutput,
+    catalog: Catalog,
+) -> list[tuple[int, float, str]]:
+    """'similar to X you bought' when a recent item lists the pick as a neighbour."""
+    because: dict[int, str] = {}
+    for item, verb in history:
+        label = catalog.item_ids[item]
+        for neighbour, _ in out.similar.get(item, []):
+            because.setdefault(neighbour, f"similar to {label} you {verb}")
+    explained = []
+    for item, score in picked:
+        reason = because.get(item)
+        if reason is None:
+            category = catalog.category[item]
+            reason = f"matches your interest in {category}" if category else "picked for you"
+        explained.append((item, score, reason))
+    return explained
+
+
+__all__ = ["ALL", "BuildOutput", "build", "holdout_split", "top_k"]

@@ -1,0 +1,101 @@
+"""One full rebuild: lock, load, build, evaluate against the live model, publish, switch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from app.context import AppContext
+from app.logging import get_logger
+from app.metrics import REBUILD_DURATION, REBUILDS
+from app.registry import service as registry
+from app.training.build import BuildOutput, build
+from app.training.dataset import load_catalog, load_interactions
+from app.training.lock import rebuild_lock
+from app.training.publish import payloads, switch_live, write_version
+
+log = get_logger(__name__)
+
+
+def guardrail(
+    metrics: dict[str, Any], live_metrics: dict[str, Any] | None, tolerance: float
+) -> str | None:
+    """Why a new model must not go live, or None. Compares NDCG@10 on each run's holdout."""
+    new, old = metrics.get("ndcg@10"), (live_metrics or {}).get("ndcg@10")
+    if new is None or old is None:
+        return None  # nothing comparable (no holdout yet): the first model always goes live
+    if new < old * (1.0 - tolerance):
+        return f"ndcg@10 {new:.4f} is worse than the live model's {old:.4f} beyond {tolerance:.0%}"
+    return None
+
+
+def _epoch_to_dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+async def rebuild(ctx: AppContext, *, trigger: str = "schedule") -> dict[str, Any]:
+    """Run one rebuild if no other process is running one; returns what happened."""
+    async with rebuild_lock(ctx.engine) as acquired:
+        if not acquired:
+            return {"status": "skipped", "detail": "another rebuild is running"}
+        return await _rebuild_locked(ctx, trigger)
+
+
+async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
+    settings = ctx.settings
+    started = time.perf_counter()
+    version = await registry.start_run(ctx.sessions, settings.model_kind, trigger)
+    log.info("rebuild started", version=version, trigger=trigger)
+    try:
+        catalog = await load_catalog(ctx.engine)
+        inter = await load_interactions(ctx.engine, catalog)
+        load_seconds = time.perf_counter() - started
+        live = await registry.live_run(ctx.sessions)
+        tuned = (live.params or {}).get("tuned") if live else None
+        out: BuildOutput = await asyncio.to_thread(build, catalog, inter, settings, tuned=tuned)
+        out.timings["load"] = round(load_seconds, 3)
+        fields = {
+            "kind": out.kind,
+            "params": {"model": out.params, "tuned": tuned} if tuned else {"model": out.params},
+            "metrics": {**out.metrics, "clean": vars(out.stats), "timings": out.timings},
+            "data_start": _epoch_to_dt(out.data_start),
+            "data_end": _epoch_to_dt(out.data_end),
+        }
+        reason = guardrail(
+            out.metrics, live.metrics if live else None, settings.guardrail_tolerance
+        )
+        if reason:
+            await registry.finish_run(ctx.sessions, version, "rejected", detail=reason, **fields)
+            REBUILDS.labels("rejected").inc()
+            log.warning("model rejected by guardrail", version=version, reason=reason)
+            return {"status": "rejected", "version": version, "detail": reason}
+        tick = time.perf_counter()
+        info = {
+            "version": version,
+            "kind": out.kind,
+            "created_at": datetime.now(UTC).isoformat(),
+            "users": len(out.user_lists),
+            "items": len(catalog),
+        }
+        await write_version(ctx.cache, version, payloads(out, catalog, inter), info)
+        await switch_live(ctx.cache, version)
+        out.timings["publish"] = round(time.perf_counter() - tick, 3)
+        fields["metrics"]["timings"] = out.timings
+        await registry.finish_run(ctx.sessions, version, "live", **fields)
+    except Exception as exc:
+        await registry.finish_run(
+            ctx.sessions, version, "failed", detail=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        REBUILDS.labels("failed").inc()
+        log.exception("rebuild failed", version=version)
+        return {"status": "failed", "version": version, "detail": type(exc).__name__}
+    duration = time.perf_counter() - started
+    REBUILD_DURATION.set(duration)
+    REBUILDS.labels("live").inc()
+    ctx.extras["live_model"] = (version, out, catalog, inter)
+    for callback in ctx.extras.get("on_live", []):
+        callback(version)  # e.g. this process's serving view re-reads the pointer now
+    log.info("model live", version=version, kind=out.kind, seconds=round(duration, 2))
+    return {"status": "live", "version": version, "kind": out.kind, "seconds": round(duration, 3)}

@@ -1,0 +1,128 @@
+"""Step 5: write a build's lists to the cache under a new version, then switch one pointer.
+
+Layout (all keys under "bl:"):
+  live                 -> the live version number (the only pointer readers follow)
+  v:{v}:recs  (hash)   user_id -> {"s": strategy, "i": [[item_id, score, reason], ...]}
+  v:{v}:sim   (hash)   item_id -> [[item_id, score], ...]
+  v:{v}:pop   (hash)   "{window}|{category or *}" -> [[item_id, score], ...]
+  v:{v}:meta  (hash)   item_id -> {"c": category, "b": brand, "k": kind}
+  v:{v}:seen  (hash)   user_id -> [item_id, ...]   (never recommended again)
+  v:{v}:info  (string) {version, kind, created_at, ...}
+A version's keys carry a TTL until they go live, so a publish that dies halfway leaves
+nothing behind for long and never touches what is being served; the previous live version
+expires a grace period after the switch so readers holding its number finish cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from app.cache import Cache, key
+from app.training.build import BuildOutput
+from app.training.dataset import Catalog, Interactions
+
+PENDING_TTL = 3600  # an unfinished version disappears after an hour
+RETIRED_TTL = 300  # readers get five minutes to move off a superseded version
+CHUNK = 1000
+PARTS = ("recs", "sim", "pop", "meta", "seen", "info")
+LIVE_KEY = key("live")
+
+
+def version_key(version: int, part: str) -> str:
+    return key("v", version, part)
+
+
+def _chunks(pairs: Iterable[tuple[str, bytes]]) -> Iterator[dict[str, bytes]]:
+    batch: dict[str, bytes] = {}
+    for field, value in pairs:
+        batch[field] = value
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = {}
+    if batch:
+        yield batch
+
+
+def payloads(out: BuildOutput, catalog: Catalog, inter: Interactions) -> dict[str, Any]:
+    """Turn code-level lists into the cache's byte payloads, part by part (lazily)."""
+    ids = catalog.item_ids
+    users = inter.user_ids
+
+    def recs() -> Iterator[tuple[str, bytes]]:
+        for user, (strategy, items) in out.user_lists.items():
+            body = {"s": strategy, "i": [[ids[i], round(s, 5), r] for i, s, r in items]}
+            yield users[user], orjson.dumps(body)
+
+    def sim() -> Iterator[tuple[str, bytes]]:
+        for item, neighbours in out.similar.items():
+            yield ids[item], orjson.dumps([[ids[j], round(s, 5)] for j, s in neighbours])
+
+    def pop() -> Iterator[tuple[str, bytes]]:
+        for window, lists in out.popular.items():
+            for category, items in lists.items():
+                yield (
+                    f"{window}|{category}",
+                    orjson.dumps([[ids[i], round(s, 3)] for i, s in items]),
+                )
+
+    def meta() -> Iterator[tuple[str, bytes]]:
+        for i, item_id in enumerate(ids):
+            yield (
+                item_id,
+                orjson.dumps(
+                    {"c": catalog.category[i], "b": catalog.brand[i], "k": catalog.kind[i]}
+                ),
+            )
+
+    def seen() -> Iterator[tuple[str, bytes]]:
+        for user, items in out.purchased.items():
+            yield users[user], orjson.dumps([ids[i] for i in items])
+
+    return {"recs": recs, "sim": sim, "pop": pop, "meta": meta, "seen": seen}
+
+
+async def write_version(
+    cache: Cache, version: int, parts: dict[str, Any], info: dict[str, Any]
+) -> None:
+    """Write every part of a version (with the pending TTL); nothing points at it yet."""
+    for part, produce in parts.items():
+        name = version_key(version, part)
+        for batch in _chunks(produce()):
+            await cache.run(lambda r, n=name, b=batch: _hset_expire(r, n, b))
+    await cache.run(
+        lambda r: r.set(version_key(version, "info"), orjson.dumps(info), ex=PENDING_TTL)
+    )
+
+
+async def _hset_expire(client: Any, name: str, mapping: dict[str, bytes]) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hset(name, mapping=mapping)
+        pipe.expire(name, PENDING_TTL)
+        await pipe.execute()
+
+
+async def switch_live(cache: Cache, version: int) -> int | None:
+    """Atomically make `version` live; the old version expires after a grace period."""
+
+    async def op(client: Any) -> int | None:
+        previous = await client.get(LIVE_KEY)
+        async with client.pipeline(transaction=True) as pipe:
+            for part in PARTS:
+                pipe.persist(version_key(version, part))
+            pipe.set(LIVE_KEY, str(version))
+            if previous is not None and int(previous) != version:
+                for part in PARTS:
+                    pipe.expire(version_key(int(previous), part), RETIRED_TTL)
+            await pipe.execute()
+        return int(previous) if previous is not None else None
+
+    return await cache.run(op)
+
+
+async def live_version(cache: Cache) -> int | None:
+    """The version readers are served from, if any."""
+    raw = await cache.run(lambda r: r.get(LIVE_KEY))
+    return int(raw) if raw is not None else None
