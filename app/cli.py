@@ -70,6 +70,8 @@ def demo(
     from app.demo import load_demo
     from app.migrate import upgrade
 
+    os.environ.setdefault("LOG_JSON", "false")  # a newcomer reads these logs in a terminal
+    get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.database_url)
     loaded = asyncio.run(load_demo(settings, users=users, items=items, days=days))

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     holdout_days: float = 7.0
     guardrail_tolerance: float = 0.05
     model_kind: str = "auto"  # auto | als | bpr | itemknn | ease
+    # In auto mode all candidates compete on the holdout at most this often; rebuilds in
+    # between retrain the winner only.
+    reselect_hours: float = 24.0
     event_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "view": 1.0,

@@ -7,6 +7,7 @@ against a throw-away Postgres database, so figures include HTTP, validation and 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import re
@@ -100,6 +101,21 @@ async def connect(url: str) -> asyncpg.Connection:
         password=parsed.password,
         database=parsed.database,
     )
+
+
+async def postgres_pids(url: str) -> list[int]:
+    """Postgres processes working for a database: its backends plus the shared WAL writer,
+    checkpointer and background writer (busy mostly because of the benchmark's writes)."""
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+            "(datname = current_database() OR backend_type IN "
+            "('walwriter', 'checkpointer', 'background writer'))"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
 
 
 def migrate(url: str) -> None:
@@ -254,6 +270,67 @@ def spread(values: list[float]) -> str:
     return f"{max(values):,.0f} (range {min(values):,.0f}-{max(values):,.0f}, n={len(values)})"
 
 
+# --- CPU accounting (Linux /proc; empty figures elsewhere) ----------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds used so far by one process (0.0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Processes in one process group (a server started with start_new_session=True)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process)."""
+    try:
+        parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = parts[3] + parts[4]
+    return (sum(parts) - idle) / _TICK
+
+
+class CpuAccount:
+    """CPU seconds used during a phase by named sets of processes, and by everything else.
+
+    `other` (busy machine time not used by the named sets) shows whether something outside
+    the benchmark (other users of the shared cores) disturbed a measurement.
+    """
+
+    def start(self, groups: dict[str, list[int]]) -> None:
+        self._machine = machine_busy()
+        self._base = {pid: process_cpu(pid) for pids in groups.values() for pid in pids}
+        self._began = time.perf_counter()
+
+    def stop(self, groups: dict[str, list[int]]) -> dict[str, float]:
+        wall = time.perf_counter() - self._began
+        used = {
+            name: sum(max(0.0, process_cpu(pid) - self._base.get(pid, 0.0)) for pid in set(pids))
+            for name, pids in groups.items()
+        }
+        busy = machine_busy() - self._machine
+        used["other"] = max(0.0, busy - sum(used.values()))
+        used["wall"] = wall
+        return used
+
+
 # --- results -------------------------------------------------------------------------------
 
 RESULTS_HEADER = """# brandlift benchmark results
@@ -271,6 +348,14 @@ with the spread.
 
 def write_section(title: str, body: str, path: Path = RESULTS) -> None:
     """Replace (or append) the `## title` section of RESULTS.md with `body`."""
+    # Benchmarks may finish at the same time: serialise the read-modify-write.
+    lock_path = Path(tempfile.gettempdir()) / "brandlift-bench-results.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _write_section(title, body, path)
+
+
+def _write_section(title: str, body: str, path: Path) -> None:
     text = path.read_text() if path.exists() else RESULTS_HEADER
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"## {title}\n\n_Measured {stamp}; {machine_note()}._\n\n{body.strip()}\n"

@@ -17,11 +17,9 @@ import argparse
 import asyncio
 import gc
 import json
-import random
+import os
 import sys
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,135 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     INGEST_KEY,
+    CpuAccount,
     Stopwatch,
     connect,
     create_database,
     drop_database,
+    group_pids,
     migrate,
+    postgres_pids,
     run_server,
     spread,
     write_section,
 )
-
-EVENT_COLUMNS = (
-    "event_id",
-    "user_id",
-    "item_id",
-    "campaign_id",
-    "type",
-    "ts",
-    "quantity",
-    "amount",
-    "value",
-    "dwell_seconds",
-    "source",
-    "context",
-)
-# Rough shares of a shop's event stream: mostly views, few purchases, some ad traffic.
-TYPE_WEIGHTS = {
-    "view": 60,
-    "click": 14,
-    "add_to_cart": 7,
-    "remove_from_cart": 2,
-    "purchase": 3,
-    "rating": 1,
-    "ad_impression": 8,
-    "ad_click": 1,
-    "ad_conversion": 0.3,
-    "rec_impression": 3,
-    "rec_click": 0.7,
-}
-ITEM_TYPES = {"view", "click", "add_to_cart", "remove_from_cart", "purchase", "rating", "rec_click"}
-AD_TYPES = {"ad_impression", "ad_click", "ad_conversion"}
-
-
-@dataclass
-class Workload:
-    """The pre-serialised HTTP batches and the same rows as COPY records."""
-
-    batches: list[bytes]
-    records: list[tuple[Any, ...]]
-
-    @property
-    def events(self) -> int:
-        return len(self.records)
-
-
-def generate(n_events: int, batch_size: int, seed: int = 7) -> Workload:
-    """Shoppers with sessions over 30 days on a skewed catalog; ids unique per event."""
-    rng = random.Random(seed)
-    n_users = max(100, n_events // 20)
-    n_items = max(50, n_events // 100)
-    n_campaigns = 50
-    types = list(TYPE_WEIGHTS)
-    weights = list(TYPE_WEIGHTS.values())
-    now = datetime.now(UTC).replace(microsecond=0)
-    start = now - timedelta(days=30)
-    batches: list[bytes] = []
-    records: list[tuple[Any, ...]] = []
-    batch: list[dict[str, Any]] = []
-    i = 0
-    while i < n_events:
-        # One session: a shopper, a moment, a handful of events close together.
-        user = f"u{int(rng.paretovariate(1.2) * 7) % n_users:07d}"
-        ts = start + timedelta(seconds=rng.randrange(30 * 86400))
-        source = rng.choice(("web", "app", "web", "email"))
-        for event_type in rng.choices(types, weights, k=rng.randint(1, 12)):
-            if i >= n_events:
-                break
-            ts += timedelta(seconds=rng.randint(1, 90))
-            item = (
-                f"i{int(rng.paretovariate(1.1) * 5) % n_items:06d}"
-                if event_type in ITEM_TYPES or rng.random() < 0.3
-                else None
-            )
-            campaign = f"c{rng.randrange(n_campaigns):03d}" if event_type in AD_TYPES else None
-            ev: dict[str, Any] = {
-                "event_id": f"ev-{seed}-{i:09d}",
-                "user_id": user,
-                "type": event_type,
-                "timestamp": ts.isoformat(),
-            }
-            quantity = amount = value = dwell = context = None
-            if item:
-                ev["item_id"] = item
-            if campaign:
-                ev["campaign_id"] = campaign
-            if event_type in ("add_to_cart", "remove_from_cart", "purchase"):
-                quantity = ev["quantity"] = rng.randint(1, 3)
-            if event_type in ("purchase", "ad_conversion"):
-                amount = ev["amount"] = round(rng.uniform(5, 300), 2)
-            if event_type == "rating":
-                value = ev["value"] = float(rng.randint(1, 5))
-            if event_type == "view":
-                dwell = ev["dwell_seconds"] = round(rng.expovariate(1 / 20), 1)
-            ev["source"] = source
-            if event_type in ("rec_impression", "rec_click"):
-                context = ev["context"] = {"request_id": f"r{rng.randrange(10**9)}", "pos": 3}
-            batch.append(ev)
-            records.append(
-                (
-                    ev["event_id"],
-                    user,
-                    item,
-                    campaign,
-                    event_type,
-                    ts,
-                    quantity,
-                    amount,
-                    value,
-                    dwell,
-                    source,
-                    None if context is None else orjson.dumps(context).decode(),
-                )
-            )
-            i += 1
-            if len(batch) == batch_size:
-                batches.append(orjson.dumps(batch))
-                batch = []
-    if batch:
-        batches.append(orjson.dumps(batch))
-    return Workload(batches, records)
+from bench.ingest_workload import EVENT_COLUMNS, Workload, generate
 
 
 async def reset_tables(url: str) -> None:
@@ -216,14 +98,17 @@ async def send_all(
     return seconds, totals["accepted"], totals["duplicates"], latencies
 
 
-async def copy_rows(url: str, records: list[tuple[Any, ...]]) -> float:
-    """Binary COPY of every record into events in one transaction; returns seconds."""
+async def copy_rows(url: str, records: list[tuple[Any, ...]]) -> tuple[float, dict[str, float]]:
+    """Binary COPY of every record into events in one transaction; (seconds, CPU seconds)."""
     conn = await connect(url)
     try:
+        groups = {"postgres": await postgres_pids(url), "client": [os.getpid()]}
+        cpu = CpuAccount()
+        cpu.start(groups)
         with Stopwatch() as sw:
             async with conn.transaction():
                 await conn.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
-        return sw.seconds
+        return sw.seconds, cpu.stop(groups)
     finally:
         await conn.close()
 
@@ -232,9 +117,13 @@ async def http_round(url: str, work: Workload, workers: int, concurrency: int) -
     """One timed HTTP run on empty tables, with the checks that make the figure honest."""
     await reset_tables(url)
     with run_server(url, workers=workers) as server:
+        cpu = CpuAccount()
+        cpu.start(await _http_groups(url, server.process.pid))
         seconds, accepted, duplicates, lat = await send_all(
             server.base_url, work.batches, concurrency
         )
+        # Read before the server stops: its database connections (backends) end with it.
+        used = cpu.stop(await _http_groups(url, server.process.pid))
         stored = await count_rows(url)
         # Re-sending must change nothing and be reported as duplicates.
         resend = work.batches[:10]
@@ -260,18 +149,28 @@ async def http_round(url: str, work: Workload, workers: int, concurrency: int) -
         "ok": ok,
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        "cpu": used,
+    }
+
+
+async def _http_groups(url: str, server_pid: int) -> dict[str, list[int]]:
+    return {
+        "server": group_pids(server_pid),
+        "postgres": await postgres_pids(url),
+        "client": [os.getpid()],
     }
 
 
 async def copy_round(url: str, work: Workload) -> dict[str, Any]:
     await reset_tables(url)
-    seconds = await copy_rows(url, work.records)
+    seconds, used = await copy_rows(url, work.records)
     stored = await count_rows(url)
     return {
         "seconds": seconds,
         "rate": work.events / seconds,
         "stored": stored,
         "ok": stored == work.events,
+        "cpu": used,
     }
 
 
@@ -324,25 +223,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _cpu_cells(run: dict[str, Any], events: int) -> str:
+    """CPU microseconds per event by part, and the load others put on the machine."""
+    cpu = run["cpu"]
+    parts = ("server", "postgres", "client")
+    per = " / ".join(f"{cpu[k] / events * 1e6:.1f}" if k in cpu else "-" for k in parts)
+    return f"{per} | {cpu['other'] / cpu['wall']:.2f}"
+
+
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    """The RESULTS.md section: best consistent figures, the spread and every run."""
+    """The RESULTS.md section: best figures, the spread and every run with its CPU split."""
+    events = out["events"]
     copy_rates = [c["rate"] for c in out["copy"]]
     best_copy = max(copy_rates)
     by_workers: dict[int, list[dict[str, Any]]] = {}
     for r in out["http"]:
         by_workers.setdefault(r["workers"], []).append(r)
-    best_w = max(by_workers, key=lambda w: max(r["rate"] for r in by_workers[w]))
-    best_http = max(r["rate"] for r in by_workers[best_w])
-    ratio = best_http / best_copy
+    best = max(out["http"], key=lambda r: r["rate"])
+    ratio = best["rate"] / best_copy
     all_ok = all(r["ok"] for r in out["http"]) and all(c["ok"] for c in out["copy"])
     cmd = "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/ingest.py"
-    if args.events != 1_000_000:
-        cmd += f" --events {args.events}"
+    if events != 1_000_000:
+        cmd += f" --events {events}"
     cmd += f" --workers {args.workers} --concurrency {args.concurrency} --repeat {args.repeat}"
+    plural = "s" if best["workers"] > 1 else ""
     lines = [
         f"`{cmd}`",
         "",
-        f"{out['events']:,} generated events in {out['batches']} batches of {args.batch_size} "
+        f"{events:,} generated events in {out['batches']} batches of {args.batch_size} "
         f"({out['mib']:.0f} MiB of JSON, serialised before timing), sent by {args.concurrency} "
         "concurrent keep-alive clients (httpx, one process) to `brandlift serve`; the reference "
         "is one binary `COPY` (asyncpg `copy_records_to_table`) of the same rows into the same "
@@ -351,29 +259,35 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
         "",
         "| measure | figure |",
         "| --- | --- |",
-        f"| HTTP ingest, best ({best_w} uvicorn worker{'s' if best_w > 1 else ''}) "
-        f"| **{best_http:,.0f} events/s** |",
+        f"| HTTP ingest, best ({best['workers']} uvicorn worker{plural}) "
+        f"| **{best['rate']:,.0f} events/s** |",
         f"| raw binary COPY, best | **{best_copy:,.0f} rows/s** |",
         f"| HTTP / COPY | **{ratio:.2f}x** (goal >= 0.5x) |",
-        f"| goal >= 20,000 events/s | {'met' if best_http >= 20_000 else 'NOT met'} |",
-        f"| rows after each run = {out['events']:,}, re-sent batches all counted as duplicates "
+        f"| goal >= 20,000 events/s | {'met' if best['rate'] >= 20_000 else 'NOT met'} |",
+        f"| rows after each run = {events:,}, re-sent batches all counted as duplicates "
         f"| {'yes' if all_ok else 'NO'} |",
         "",
-        "Every run (rates in events/s or rows/s; latency per 1000-event request):",
+        "Every run. Latency is per 1000-event request; CPU is microseconds per event spent by "
+        "the server processes / the Postgres processes / the load client; `other` is the "
+        "average number of cores busy with anything else on the machine during the run "
+        "(other users of the shared cores: a run with a high figure was disturbed).",
         "",
-        "| run | workers | rate | seconds | p50 ms | p99 ms | re-sent: accepted / duplicates |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| run | workers | rate /s | seconds | p50 / p99 ms | CPU us/event | other | "
+        "re-sent: accepted / duplicates |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in out["http"]:
         lines.append(
             f"| HTTP | {r['workers']} | {r['rate']:,.0f} | {r['seconds']:.1f} | "
-            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['resent_accepted']} / "
-            f"{r['resent_duplicates']} of {r['resent']} |"
+            f"{r['p50_ms']:.0f} / {r['p99_ms']:.0f} | {_cpu_cells(r, events)} | "
+            f"{r['resent_accepted']} / {r['resent_duplicates']} of {r['resent']} |"
         )
     for c in out["copy"]:
-        lines.append(f"| COPY | - | {c['rate']:,.0f} | {c['seconds']:.1f} | | | |")
+        lines.append(
+            f"| COPY | - | {c['rate']:,.0f} | {c['seconds']:.1f} | | {_cpu_cells(c, events)} | |"
+        )
+    lines.append("")
     for w, runs in sorted(by_workers.items()):
-        lines.append("")
         lines.append(f"HTTP with {w} worker(s): {spread([r['rate'] for r in runs])} events/s.")
     lines.append(f"COPY: {spread(copy_rates)} rows/s.")
     return "\n".join(lines)

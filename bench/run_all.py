@@ -16,12 +16,17 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "common", "run_all"}
+MAIN_GUARD = 'if __name__ == "__main__":'
+
+
+def is_benchmark(path: Path) -> bool:
+    """A runnable script (it has a main guard); helper modules such as common.py have none."""
+    return path.stem != "run_all" and MAIN_GUARD in path.read_text()
 
 
 def benchmarks(selected: list[str]) -> list[Path]:
-    """The benchmark scripts to run: bench/*.py except helpers, optionally only `selected`."""
-    found = sorted(p for p in BENCH.glob("*.py") if p.stem not in NOT_BENCHMARKS)
+    """The benchmark scripts to run (bench/*.py with a main guard), optionally only `selected`."""
+    found = sorted(p for p in BENCH.glob("*.py") if is_benchmark(p))
     if not selected:
         return found
     unknown = set(selected) - {p.stem for p in found}

@@ -63,9 +63,13 @@ def preprocess_config(settings: Settings) -> PreprocessConfig:
     )
 
 
-def _candidate_kinds(settings: Settings, n_items: int) -> list[str]:
+def _candidate_kinds(settings: Settings, n_items: int, incumbent: str | None) -> list[str]:
+    """What to evaluate: the configured kind, or in auto mode every candidate unless a recent
+    selection already picked one (re-selecting on every rebuild would triple its cost)."""
     if settings.model_kind != "auto":
         return [settings.model_kind]
+    if incumbent:
+        return [incumbent]
     return [k for k in AUTO_CANDIDATES if k != "ease" or n_items <= EASE_MAX_ITEMS]
 
 
@@ -98,6 +102,7 @@ def build(
     *,
     now: float | None = None,
     tuned: dict[str, dict[str, Any]] | None = None,
+    incumbent: str | None = None,
 ) -> BuildOutput:
     """Everything between loading and publishing."""
     timings: dict[str, float] = {}
@@ -111,7 +116,7 @@ def build(
     timings["preprocess"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    kinds = _candidate_kinds(settings, len(catalog))
+    kinds = _candidate_kinds(settings, len(catalog), incumbent)
     metrics: dict[str, Any] = {"events": len(inter), "users": shape[0], "items": shape[1]}
     kind, params = kinds[0], _params(kinds[0], tuned)
     if len(inter):

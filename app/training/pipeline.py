@@ -10,6 +10,7 @@ from typing import Any
 from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import REBUILD_DURATION, REBUILDS
+from app.models import ModelRun
 from app.registry import service as registry
 from app.training.build import BuildOutput, build
 from app.training.dataset import load_catalog, load_interactions
@@ -35,6 +36,17 @@ def _epoch_to_dt(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
+def _incumbent(live: ModelRun | None, reselect_hours: float) -> tuple[str | None, str]:
+    """The live kind while its auto-selection is recent, and when that selection happened."""
+    now = datetime.now(UTC)
+    if live is None or not live.params or not live.params.get("selected_at"):
+        return None, now.isoformat()
+    selected_at = datetime.fromisoformat(live.params["selected_at"])
+    if (now - selected_at).total_seconds() > reselect_hours * 3600:
+        return None, now.isoformat()
+    return live.kind, selected_at.isoformat()
+
+
 async def rebuild(ctx: AppContext, *, trigger: str = "schedule") -> dict[str, Any]:
     """Run one rebuild if no other process is running one; returns what happened."""
     async with rebuild_lock(ctx.engine) as acquired:
@@ -54,11 +66,22 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         load_seconds = time.perf_counter() - started
         live = await registry.live_run(ctx.sessions)
         tuned = (live.params or {}).get("tuned") if live else None
-        out: BuildOutput = await asyncio.to_thread(build, catalog, inter, settings, tuned=tuned)
+        incumbent, selected_at = _incumbent(live, settings.reselect_hours)
+        out: BuildOutput = await asyncio.to_thread(
+            build, catalog, inter, settings, tuned=tuned, incumbent=incumbent
+        )
         out.timings["load"] = round(load_seconds, 3)
+        compared = incumbent is not None or len(out.metrics.get("candidates", [])) > 1
+        params: dict[str, Any] = {
+            "model": out.params,
+            # Only a real comparison on a holdout counts as a selection worth keeping.
+            "selected_at": selected_at if compared else None,
+        }
+        if tuned:
+            params["tuned"] = tuned
         fields = {
             "kind": out.kind,
-            "params": {"model": out.params, "tuned": tuned} if tuned else {"model": out.params},
+            "params": params,
             "metrics": {**out.metrics, "clean": vars(out.stats), "timings": out.timings},
             "data_start": _epoch_to_dt(out.data_start),
             "data_end": _epoch_to_dt(out.data_end),
