@@ -65,7 +65,7 @@ def make_world(
     return BenchWorld(items, users, item, TYPES[rng.integers(0, len(TYPES), n_events)], ts, taste)
 
 
-async def copy_world(conn: object, world: BenchWorld) -> None:
+async def copy_world(conn: object, world: BenchWorld, stop: int | None = None) -> None:
     """Load items, users and events into an empty, migrated database with binary COPY."""
     await conn.copy_records_to_table(  # type: ignore[attr-defined]
         "items",
@@ -76,14 +76,23 @@ async def copy_world(conn: object, world: BenchWorld) -> None:
     await conn.copy_records_to_table(  # type: ignore[attr-defined]
         "users", records=[(f"u{u}",) for u in range(n_users)], columns=["user_id"]
     )
-    stamps = world.ts.astype(datetime)
+    await copy_events(conn, world, 0, len(world) if stop is None else stop)
+
+
+async def copy_events(conn: object, world: BenchWorld, start: int, stop: int) -> None:
+    """COPY events start..stop of the world (ids e{k}) into the events table."""
+    part = slice(start, stop)
+    stamps = world.ts[part].astype(datetime)
+    rows = zip(
+        world.users[part].tolist(),
+        world.item[part].tolist(),
+        world.etype[part].tolist(),
+        stamps,
+        strict=True,
+    )
     records = (
-        (f"e{k}", f"u{u}", f"i{i}", t, s.replace(tzinfo=UTC))
-        for k, (u, i, t, s) in enumerate(
-            zip(
-                world.users.tolist(), world.item.tolist(), world.etype.tolist(), stamps, strict=True
-            )
-        )
+        (f"e{start + k}", f"u{u}", f"i{i}", t, s.replace(tzinfo=UTC))
+        for k, (u, i, t, s) in enumerate(rows)
     )
     await conn.copy_records_to_table(  # type: ignore[attr-defined]
         "events", records=records, columns=["event_id", "user_id", "item_id", "type", "ts"]

@@ -14,9 +14,10 @@ import numpy as np
 from scipy import sparse
 
 from app.config import Settings
-from app.training.candidates import ALL, cold_user_lists, content_similar, popularity, top_k
-from app.training.dataset import TYPE_CODE, Catalog, Interactions
+from app.training.candidates import ALL, content_similar, popularity, top_k
+from app.training.dataset import Catalog, Interactions
 from app.training.evaluate import Split, ranking_metrics
+from app.training.lists import user_lists
 from app.training.models import Recommender, build_model
 from app.training.preprocess import (
     CleanStats,
@@ -28,7 +29,6 @@ from app.training.preprocess import (
 )
 
 DAY = 86_400.0
-MIN_ITEMS_FOR_CF = 3  # users with fewer distinct items get cold-start lists
 MIN_TEST_USERS = 10  # smaller holdouts are not a basis for choosing or rejecting a model
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "als": {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15},
@@ -48,7 +48,8 @@ class BuildOutput:
     stats: CleanStats
     model: Recommender | None
     # code-level results; publish.py turns them into payloads
-    user_lists: dict[int, tuple[str, list[tuple[int, float, str]]]] = field(default_factory=dict)
+    # user code -> (strategy, [[item_id, score, reason], ...]) ready to publish
+    user_lists: dict[int, tuple[str, list[list[Any]]]] = field(default_factory=dict)
     similar: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     popular: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     purchased: dict[int, list[int]] = field(default_factory=dict)
@@ -151,7 +152,7 @@ def build(
         int(u): excluded.indices[excluded.indptr[u] : excluded.indptr[u + 1]].tolist()
         for u in np.flatnonzero(np.diff(excluded.indptr))
     }
-    out.user_lists = _user_lists(model, matrix, excluded, inter, catalog, out, settings)
+    out.user_lists = user_lists(model, matrix, excluded, inter, catalog, out, settings)
     timings["lists"] = time.perf_counter() - tick
     if len(inter):
         out.data_start, out.data_end = float(inter.ts.min()), float(inter.ts.max())
@@ -204,84 +205,6 @@ def _similar_lists(
     if len(cold):
         out.update(content_similar(catalog, cold, k, item_popularity))
     return out
-
-
-def _history(inter: Interactions) -> dict[int, list[tuple[int, str]]]:
-    """Each user's most recent distinct items (newest first) with the strongest action."""
-    verbs = {TYPE_CODE["purchase"]: "bought", TYPE_CODE["add_to_cart"]: "added to cart"}
-    history: dict[int, list[tuple[int, str]]] = {}
-    for user, item, etype in zip(
-        inter.user[::-1].tolist(),
-        inter.item[::-1].tolist(),
-        inter.etype[::-1].tolist(),
-        strict=True,
-    ):
-        items = history.setdefault(user, [])
-        if len(items) < 10 and all(i != item for i, _ in items):
-            items.append((item, verbs.get(etype, "viewed")))
-    return history
-
-
-def _user_lists(
-    model: Recommender | None,
-    matrix: sparse.csr_matrix,
-    excluded: sparse.csr_matrix,
-    inter: Interactions,
-    catalog: Catalog,
-    out: BuildOutput,
-    settings: Settings,
-) -> dict[int, tuple[str, list[tuple[int, float, str]]]]:
-    """Top-N per user with a reason per item: CF for warm users, category-popular for cold."""
-    n = settings.recommendations_top_n
-    items_per_user = np.diff(matrix.indptr)
-    warm = np.flatnonzero(items_per_user >= MIN_ITEMS_FOR_CF)
-    cold = np.flatnonzero((items_per_user > 0) & (items_per_user < MIN_ITEMS_FOR_CF))
-    history = _history(inter)
-    lists: dict[int, tuple[str, list[tuple[int, float, str]]]] = {}
-    filter_all = settings.exclude_interacted == "all"
-    if model is not None and len(warm):
-        extra = min(int(np.diff(excluded.indptr).max(initial=0)), 50) + 10
-        for start in range(0, len(warm), 2048):
-            chunk = warm[start : start + 2048]
-            ids, scores = model.recommend(chunk, matrix, n + extra, filter_seen=filter_all)
-            for row, user in enumerate(chunk):
-                banned = set(excluded.indices[excluded.indptr[user] : excluded.indptr[user + 1]])
-                picked = [
-                    (int(j), float(s))
-                    for j, s in zip(ids[row], scores[row], strict=True)
-                    if j >= 0 and j not in banned and catalog.available[j]
-                ][:n]
-                lists[int(user)] = (
-                    "personalised",
-                    _explain(picked, history.get(int(user), []), out, catalog),
-                )
-    popular_all = out.popular["30d"]
-    for user, (picked, category) in cold_user_lists(inter, cold, catalog, popular_all, n).items():
-        reason = f"popular in {category}" if category else "popular now"
-        lists[user] = ("cold-start", [(i, s, reason) for i, s in picked])
-    return lists
-
-
-def _explain(
-    picked: list[tuple[int, float]],
-    history: list[tuple[int, str]],
-    out: BuildOutput,
-    catalog: Catalog,
-) -> list[tuple[int, float, str]]:
-    """'similar to X you bought' when a recent item lists the pick as a neighbour."""
-    because: dict[int, str] = {}
-    for item, verb in history:
-        label = catalog.item_ids[item]
-        for neighbour, _ in out.similar.get(item, []):
-            because.setdefault(neighbour, f"similar to {label} you {verb}")
-    explained = []
-    for item, score in picked:
-        reason = because.get(item)
-        if reason is None:
-            category = catalog.category[item]
-            reason = f"matches your interest in {category}" if category else "picked for you"
-        explained.append((item, score, reason))
-    return explained
 
 
 __all__ = ["ALL", "BuildOutput", "build", "holdout_split", "top_k"]

@@ -1,8 +1,9 @@
 """Step 3: recommender models behind one small interface.
 
-Kinds: "als" and "bpr" (implicit matrix factorisation), "itemknn" (implicit's BM25 item-kNN),
-"ease" (closed-form linear item-item model, Steck 2019) and "popular" (the baseline).
-All take a users x items confidence matrix (CSR, float32).
+Kinds: "als" and "bpr" (implicit matrix factorisation), "itemknn" (implicit's BM25 or cosine
+item-kNN), "ease" (closed-form linear item-item model, Steck 2019) and "popular" (baseline).
+All fit a users x items confidence matrix (CSR, float32) and return item row indices; -1 (with
+score 0) pads a list when fewer than n items can be recommended.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lapack
 
 # implicit's BM25 converts its own intermediate COO matrix and warns about it; not ours.
 warnings.filterwarnings("ignore", message="Method expects CSR input")
 
-EASE_MAX_ITEMS = 20_000  # the Gram matrix is dense: n_items^2 floats
+EASE_MAX_ITEMS = 20_000  # the Gram matrix is dense: n_items^2 doubles (3.2 GB at the limit)
+KINDS = ("als", "bpr", "itemknn", "ease", "popular")
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "als": {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15},
+    "bpr": {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100},
+    "itemknn": {"similarity": "bm25", "K": 100, "K1": 1.2, "B": 0.75},
+    "ease": {"lambda_": 300.0},
+    "popular": {},
+}
+_BLOCK_FLOATS = 1 << 24  # dense score blocks stay under 64 MiB of float32
+
+
+class ModelTooLargeError(ValueError):
+    """The model cannot be built for this catalogue size (EASE's dense Gram matrix)."""
 
 
 class Recommender(Protocol):
@@ -34,16 +49,42 @@ class Recommender(Protocol):
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray: ...
 
 
-def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-n of a dense score block; -inf scores come back as id -1."""
-    n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-n of a dense score block, (rows, n); -inf scores come back as id -1."""
+    rows, cols = scores.shape
+    ids_out = np.full((rows, n), -1, dtype=np.int64)
+    scores_out = np.zeros((rows, n), dtype=np.float32)
+    m = min(n, cols)
+    if m == 0 or rows == 0:
+        return ids_out, scores_out
+    part = (
+        np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        if m < cols
+        else np.tile(np.arange(cols), (rows, 1))
+    )
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     ids = np.take_along_axis(part, order, axis=1)
     top = np.take_along_axis(part_scores, order, axis=1)
-    ids = np.where(np.isfinite(top), ids, -1)
-    return ids, np.where(np.isfinite(top), top, 0.0).astype(np.float32)
+    finite = np.isfinite(top)
+    ids_out[:, :m] = np.where(finite, ids, -1)
+    scores_out[:, :m] = np.where(finite, top, 0.0)
+    return ids_out, scores_out
+
+
+def _block_top_n(
+    rows: np.ndarray, n: int, n_items: int, score: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """top_n of score(chunk) over `rows` in chunks, so memory stays bounded for any catalogue."""
+    rows = np.asarray(rows, dtype=np.int64)
+    step = max(1, _BLOCK_FLOATS // max(n_items, 1))
+    ids_out = [np.empty((0, n), np.int64)]
+    scores_out = [np.empty((0, n), np.float32)]
+    for start in range(0, len(rows), step):
+        ids, top = top_n(score(rows[start : start + step]), n)
+        ids_out.append(ids)
+        scores_out.append(top)
+    return np.vstack(ids_out), np.vstack(scores_out)
 
 
 def _mask_seen(scores: np.ndarray, rows: sparse.csr_matrix) -> None:
@@ -51,37 +92,43 @@ def _mask_seen(scores: np.ndarray, rows: sparse.csr_matrix) -> None:
     scores[coo.row, coo.col] = -np.inf
 
 
-class _ScoreBlockModel:
-    """Shared recommend/similar logic for models that can score a block of users densely."""
+def _as_row(user_items_row: sparse.spmatrix | np.ndarray) -> sparse.csr_matrix:
+    row = sparse.csr_matrix(user_items_row, dtype=np.float32)
+    if row.shape[0] != 1:
+        raise ValueError(f"expected one interaction row, got {row.shape[0]}")
+    return row
+
+
+class _BlockModel:
+    """Models that score a block of users densely from their interaction rows alone."""
 
     kind = "base"
     params: dict[str, Any]
 
-    def _scores(self, rows: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
+    def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
+        """Dense (len(rows), n_items) scores; -inf marks items the model cannot reach."""
         raise NotImplementedError
 
     def recommend(
         self, users: np.ndarray, X: sparse.csr_matrix, n: int, filter_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        ids_out, scores_out = [], []
-        for start in range(0, len(users), 1024):  # bounded memory: 1024 x n_items floats
-            chunk = np.asarray(users[start : start + 1024])
+
+        def score(chunk: np.ndarray) -> np.ndarray:
             rows = X[chunk]
-            scores = np.asarray(self._scores(rows, chunk), dtype=np.float32)
+            scores = self._scores(rows)
             if filter_seen:
                 _mask_seen(scores, rows)
-            ids, top = _top_n(scores, n)
-            ids_out.append(ids)
-            scores_out.append(top)
-        if not ids_out:
-            return np.empty((0, n), np.int64), np.empty((0, n), np.float32)
-        return np.vstack(ids_out), np.vstack(scores_out)
+            return scores
+
+        return _block_top_n(users, n, X.shape[1], score)
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
-        return np.asarray(self._scores(user_items_row, np.array([-1])), dtype=np.float32)[0]
+        """Scores over all items for one (possibly new) interaction row, without refitting."""
+        scores = self._scores(_as_row(user_items_row))[0]
+        return np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
 
 
-class PopularModel(_ScoreBlockModel):
+class PopularModel(_BlockModel):
     """Everyone gets the items the most users interacted with."""
 
     kind = "popular"
@@ -93,125 +140,188 @@ class PopularModel(_ScoreBlockModel):
     def fit(self, X: sparse.csr_matrix) -> None:
         self.counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float32)
 
-    def _scores(self, rows: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
+    def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
         return np.tile(self.counts, (rows.shape[0], 1))
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.tile(self.counts, (len(items), 1))
-        scores[np.arange(len(items)), items] = -np.inf
-        return _top_n(scores, n)
+
+        def score(chunk: np.ndarray) -> np.ndarray:
+            scores = np.tile(self.counts, (len(chunk), 1))
+            scores[np.arange(len(chunk)), chunk] = -np.inf
+            return scores
+
+        return _block_top_n(items, n, len(self.counts), score)
 
 
-class EaseModel(_ScoreBlockModel):
-    """EASE: B = I - P / diag(P) with P = (X^T X + lambda I)^-1, zero diagonal."""
+class _ItemItemModel(_BlockModel):
+    """Score = interaction row @ item-item weights (EASE's B or item-kNN's similarity)."""
+
+    weights: Any  # (n_items, n_items), dense ndarray or CSR
+
+    def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
+        product = rows.astype(np.float32) @ self.weights
+        scores = product.toarray() if sparse.issparse(product) else np.asarray(product)
+        scores = scores.astype(np.float32, copy=False)
+        scores[scores <= 0] = -np.inf  # no positive evidence: not a recommendation
+        return scores
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+
+        def score(chunk: np.ndarray) -> np.ndarray:
+            block = self.weights[chunk]
+            scores = block.toarray() if sparse.issparse(block) else np.array(block)
+            scores = scores.astype(np.float32, copy=False)
+            scores[np.arange(len(chunk)), chunk] = -np.inf
+            scores[scores <= 0] = -np.inf
+            return scores
+
+        return _block_top_n(items, n, self.weights.shape[1], score)
+
+
+class EaseModel(_ItemItemModel):
+    """EASE: B = I - P / diag(P) with P = (X^T X + lambda I)^-1 and a zero diagonal."""
 
     kind = "ease"
 
-    def __init__(self, lambda_: float = 300.0) -> None:
+    def __init__(self, lambda_: float = DEFAULTS["ease"]["lambda_"]) -> None:
         self.params = {"lambda_": float(lambda_)}
-        self.B = np.zeros((0, 0), np.float32)
+        self.weights = np.zeros((0, 0), np.float32)
 
     def fit(self, X: sparse.csr_matrix) -> None:
-        if X.shape[1] > EASE_MAX_ITEMS:
-            raise ValueError(f"EASE needs n_items <= {EASE_MAX_ITEMS}, got {X.shape[1]}")
+        n_items = X.shape[1]
+        if n_items > EASE_MAX_ITEMS:
+            raise ModelTooLargeError(
+                f"EASE needs a dense {n_items} x {n_items} matrix; it is limited to "
+                f"{EASE_MAX_ITEMS} items: use 'als' or 'itemknn' for this catalogue"
+            )
         gram = (X.T @ X).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.params["lambda_"]
-        P = np.linalg.inv(gram)
-        B = -P / np.diag(P)
+        # The Gram matrix is symmetric positive definite: Cholesky inversion, in place.
+        chol, info = lapack.dpotrf(gram, lower=True, overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite ({info})")
+        inv, info = lapack.dpotri(chol, lower=True, overwrite_c=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"EASE inversion failed ({info})")
+        P = np.tril(inv) + np.tril(inv, -1).T
+        B = P / -np.diag(P)
         B[np.diag_indices_from(B)] = 0.0
-        self.B = B.astype(np.float32)
-
-    def _scores(self, rows: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
-        return np.asarray(rows @ self.B)
-
-    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.B[items].copy()
-        scores[np.arange(len(items)), items] = -np.inf
-        scores[scores <= 0] = -np.inf
-        return _top_n(scores, n)
+        self.weights = B.astype(np.float32)
 
 
-class ImplicitModel:
-    """Adapter over an `implicit` model (ALS, BPR, BM25 item-kNN)."""
+class ItemKNNModel(_ItemItemModel):
+    """implicit's item-kNN (BM25-weighted or cosine), scored here in dense user blocks."""
+
+    kind = "itemknn"
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = {**DEFAULTS["itemknn"], **params}
+        similarity = self.params["similarity"]
+        if similarity == "bm25":
+            from implicit.nearest_neighbours import BM25Recommender
+
+            self.model = BM25Recommender(
+                K=int(self.params["K"]), K1=float(self.params["K1"]), B=float(self.params["B"])
+            )
+        elif similarity == "cosine":
+            from implicit.nearest_neighbours import CosineRecommender
+
+            self.model = CosineRecommender(K=int(self.params["K"]))
+            self.params = {"similarity": "cosine", "K": self.params["K"]}
+        else:
+            raise ValueError(f"itemknn similarity must be 'bm25' or 'cosine', not {similarity!r}")
+        self.weights = sparse.csr_matrix((0, 0), dtype=np.float32)
+
+    def fit(self, X: sparse.csr_matrix) -> None:
+        self.model.fit(sparse.csr_matrix(X, dtype=np.float32), show_progress=False)
+        self.weights = self.model.similarity.astype(np.float32).tocsr()
+
+
+class FactorModel:
+    """Adapter over implicit's ALS or BPR (CPU unless use_gpu)."""
 
     def __init__(self, kind: str, params: dict[str, Any], use_gpu: bool = False) -> None:
         self.kind = kind
-        self.params = dict(params)
-        self.model = _make_implicit(kind, self.params, use_gpu)
+        self.params = {**DEFAULTS[kind], **params}
+        extra = {"random_state": self.params.get("random_state", 42), "use_gpu": use_gpu}
+        args = {k: v for k, v in self.params.items() if k != "random_state"}
+        if kind == "als":
+            from implicit.als import AlternatingLeastSquares
+
+            self.model = AlternatingLeastSquares(**args, **extra)
+        else:
+            from implicit.bpr import BayesianPersonalizedRanking
+
+            self.model = BayesianPersonalizedRanking(**args, **extra)
 
     def fit(self, X: sparse.csr_matrix) -> None:
-        self.model.fit(X, show_progress=False)
+        self.model.fit(sparse.csr_matrix(X, dtype=np.float32), show_progress=False)
+        if hasattr(self.model, "to_cpu"):  # a GPU model serves from host memory
+            self.model = self.model.to_cpu()
 
     def recommend(
         self, users: np.ndarray, X: sparse.csr_matrix, n: int, filter_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        users = np.asarray(users)
-        if not len(users):
-            return np.empty((0, n), np.int64), np.empty((0, n), np.float32)
-        n = min(n, X.shape[1])
-        ids, scores = self.model.recommend(
-            users, X[users], N=n, filter_already_liked_items=filter_seen
-        )
-        return np.asarray(ids), np.asarray(scores, dtype=np.float32)
+        users = np.asarray(users, dtype=np.int64)
+        ids_out = np.full((len(users), n), -1, dtype=np.int64)
+        scores_out = np.zeros((len(users), n), dtype=np.float32)
+        m = min(n, X.shape[1])
+        if not len(users) or m == 0:
+            return ids_out, scores_out
+        rows = sparse.csr_matrix(X[users], dtype=np.float32)
+        ids, scores = self.model.recommend(users, rows, N=m, filter_already_liked_items=filter_seen)
+        ids, scores = np.asarray(ids), np.asarray(scores, dtype=np.float32)
+        # implicit fills lists it cannot complete with filtered items scored -FLT_MAX.
+        valid = (ids >= 0) & (scores > np.finfo(np.float32).min / 2)
+        ids_out[:, :m] = np.where(valid, ids, -1)
+        scores_out[:, :m] = np.where(valid, scores, 0.0)
+        return ids_out, scores_out
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, scores = self.model.similar_items(np.asarray(items), N=n + 1)
-        ids, scores = np.asarray(ids), np.asarray(scores, dtype=np.float32)
-        out_ids = np.full((len(items), n), -1, dtype=np.int64)
-        out_scores = np.zeros((len(items), n), dtype=np.float32)
-        for row, item in enumerate(items):  # drop the item itself, wherever it ranks
-            keep = ids[row] != item
-            kept_ids, kept_scores = ids[row][keep][:n], scores[row][keep][:n]
-            out_ids[row, : len(kept_ids)] = kept_ids
-            out_scores[row, : len(kept_scores)] = kept_scores
-        return out_ids, out_scores
+        factors = self.model.item_factors
+        if self.kind == "bpr":
+            factors = factors[:, :-1]  # the last column is the item bias, not taste
+        # Cosine between item factors, as implicit does; the item itself is masked out.
+        norms = np.linalg.norm(factors, axis=1)
+        norms[norms == 0] = 1.0
+        unit = (factors / norms[:, None]).astype(np.float32)
+
+        def score(chunk: np.ndarray) -> np.ndarray:
+            scores = unit[chunk] @ unit.T
+            scores[np.arange(len(chunk)), chunk] = -np.inf
+            return scores
+
+        return _block_top_n(items, n, len(unit), score)
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
-        """Scores for one (new or changed) interaction row without refitting."""
-        row = sparse.csr_matrix(user_items_row, dtype=np.float32)
+        """Scores over all items for one (possibly new) interaction row, without refitting."""
+        row = _as_row(user_items_row)
+        items = self.model.item_factors
         if self.kind == "als":
-            # ALS: solve the user's least-squares problem against the fixed item factors.
-            factors = self.model.recalculate_user(0, row)
-            return np.asarray(self.model.item_factors @ np.ravel(factors), dtype=np.float32)
-        if self.kind == "bpr":
-            # BPR has no closed form: the user is the confidence-weighted mean of their items.
+            # ALS: the user's exact least-squares solution against the fixed item factors.
+            user = np.ravel(self.model.recalculate_user(0, row))
+        else:
+            # BPR has no closed form: the confidence-weighted mean of the user's item factors,
+            # with the bias column set to 1 as in BPR's own user factors.
             weights = row.toarray().ravel()
             if weights.sum() <= 0:
                 return np.zeros(row.shape[1], np.float32)
-            user = (weights[:, None] * self.model.item_factors).sum(0) / weights.sum()
-            return np.asarray(self.model.item_factors @ user, dtype=np.float32)
-        return np.asarray((row @ self.model.similarity).toarray()).ravel().astype(np.float32)
-
-
-def _make_implicit(kind: str, params: dict[str, Any], use_gpu: bool) -> Any:
-    if kind == "als":
-        from implicit.als import AlternatingLeastSquares
-
-        defaults = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15}
-        params.update({k: v for k, v in defaults.items() if k not in params})
-        return AlternatingLeastSquares(**params, random_state=42, use_gpu=use_gpu)
-    if kind == "bpr":
-        from implicit.bpr import BayesianPersonalizedRanking
-
-        defaults = {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100}
-        params.update({k: v for k, v in defaults.items() if k not in params})
-        return BayesianPersonalizedRanking(**params, random_state=42, use_gpu=use_gpu)
-    if kind == "itemknn":
-        from implicit.nearest_neighbours import BM25Recommender
-
-        defaults = {"K": 100, "K1": 1.2, "B": 0.75}
-        params.update({k: v for k, v in defaults.items() if k not in params})
-        return BM25Recommender(K=params["K"], K1=params["K1"], B=params["B"])
-    raise ValueError(f"unknown model kind: {kind}")
+            user = (weights @ items) / weights.sum()
+            user[-1] = 1.0
+        return np.asarray(items @ user, dtype=np.float32)
 
 
 def build_model(
     kind: str, params: dict[str, Any] | None = None, *, use_gpu: bool = False
 ) -> Recommender:
-    """A fresh, unfitted model of `kind`."""
+    """A fresh, unfitted model of `kind` (see KINDS); missing params take DEFAULTS."""
     params = dict(params or {})
     if kind == "popular":
         return PopularModel()
     if kind == "ease":
         return EaseModel(**params)
-    return ImplicitModel(kind, params, use_gpu=use_gpu)
+    if kind == "itemknn":
+        return ItemKNNModel(params)
+    if kind in ("als", "bpr"):
+        return FactorModel(kind, params, use_gpu=use_gpu)
+    raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -13,7 +13,7 @@ from app.metrics import REBUILD_DURATION, REBUILDS
 from app.models import ModelRun
 from app.registry import service as registry
 from app.training.build import BuildOutput, build
-from app.training.dataset import load_catalog, load_interactions
+from app.training.dataset import load_catalog, refresh_log
 from app.training.lock import rebuild_lock
 from app.training.publish import payloads, switch_live, write_version
 
@@ -62,7 +62,10 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     log.info("rebuild started", version=version, trigger=trigger)
     try:
         catalog = await load_catalog(ctx.engine)
-        inter = await load_interactions(ctx.engine, catalog)
+        # The worker keeps the event log between rebuilds and reads only what is new.
+        event_log = await refresh_log(ctx.engine, ctx.extras.get("event_log"))
+        ctx.extras["event_log"] = event_log
+        inter = event_log.interactions(catalog)
         load_seconds = time.perf_counter() - started
         live = await registry.live_run(ctx.sessions)
         tuned = (live.params or {}).get("tuned") if live else None

@@ -53,8 +53,7 @@ def payloads(out: BuildOutput, catalog: Catalog, inter: Interactions) -> dict[st
 
     def recs() -> Iterator[tuple[str, bytes]]:
         for user, (strategy, items) in out.user_lists.items():
-            body = {"s": strategy, "i": [[ids[i], round(s, 5), r] for i, s, r in items]}
-            yield users[user], orjson.dumps(body)
+            yield users[user], orjson.dumps({"s": strategy, "i": items})
 
     def sim() -> Iterator[tuple[str, bytes]]:
         for item, neighbours in out.similar.items():
