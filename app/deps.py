@@ -22,7 +22,7 @@ log = get_logger(__name__)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -35,11 +35,11 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_cache(ctx: ContextDep) -> Cache:
+async def get_cache(ctx: ContextDep) -> Cache:
     return ctx.cache
 
 
-def get_settings_dep(ctx: ContextDep) -> Settings:
+async def get_settings_dep(ctx: ContextDep) -> Settings:
     return ctx.settings
 
 
@@ -49,35 +49,44 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def require_scope(scope: str) -> Callable[..., Principal]:
-    """Dependency factory: 401 for a missing/unknown key, 403 for a key without `scope`."""
+    """Dependency factory: 401 for a missing/unknown key, 403 for a key without `scope`.
 
-    def dependency(
+    Dependencies here are `async def` on purpose: FastAPI runs plain `def` dependencies in
+    a thread pool, which cost more than the whole recommendation lookup on the hot path.
+    """
+
+    async def dependency(
         request: Request,
         ctx: ContextDep,
         api_key: Annotated[str | None, Depends(api_key_header)],
     ) -> Principal:
-        principal = ctx.keys.authenticate(api_key)
-        if principal is None:
-            # Only a fingerprint is logged: enough to spot a misconfigured client, not the key.
-            log.info(
-                "api key rejected",
-                reason="unknown" if api_key else "missing",
-                key=fingerprint(api_key) if api_key else None,
-                path=request.url.path,
-            )
-            raise Problem(
-                401,
-                "missing or unknown API key (send it in the X-API-Key header)",
-                headers={"WWW-Authenticate": "ApiKey"},
-            )
-        if not principal.allows(scope):
-            log.info(
-                "api key lacks scope", key=principal.fingerprint, scope=scope, path=request.url.path
-            )
-            raise Problem(403, f"this API key lacks the '{scope}' scope")
-        return principal
+        return authorize(ctx, request, api_key, scope)
 
     return dependency
+
+
+def authorize(ctx: AppContext, request: Request, api_key: str | None, scope: str) -> Principal:
+    """The key's principal if it may use `scope`; otherwise a 401 or 403 problem."""
+    principal = ctx.keys.authenticate(api_key)
+    if principal is None:
+        # Only a fingerprint is logged: enough to spot a misconfigured client, not the key.
+        log.info(
+            "api key rejected",
+            reason="unknown" if api_key else "missing",
+            key=fingerprint(api_key) if api_key else None,
+            path=request.url.path,
+        )
+        raise Problem(
+            401,
+            "missing or unknown API key (send it in the X-API-Key header)",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    if not principal.allows(scope):
+        log.info(
+            "api key lacks scope", key=principal.fingerprint, scope=scope, path=request.url.path
+        )
+        raise Problem(403, f"this API key lacks the '{scope}' scope")
+    return principal
 
 
 IngestKey = Annotated[Principal, Depends(require_scope("ingest"))]

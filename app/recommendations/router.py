@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.cache import CacheUnavailable
-from app.deps import ContextDep, ReadKey
+from app.context import AppContext
+from app.deps import ContextDep, ReadKey, api_key_header, authorize
 from app.models import ID_LENGTH, Item
-from app.problems import Problem
+from app.problems import Problem, validation_errors
 from app.recommendations import service
 from app.recommendations.live_view import get_live_view
 from app.recommendations.schemas import (
@@ -31,7 +34,7 @@ Label = Annotated[str | None, Query(min_length=1, max_length=ID_LENGTH)]
 def only_params(*allowed: str):  # type: ignore[no-untyped-def]
     """Reject query parameters the endpoint does not know (typos would silently do nothing)."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         unknown = sorted(set(request.query_params) - set(allowed))
         if unknown:
             raise Problem(
@@ -43,27 +46,66 @@ def only_params(*allowed: str):  # type: ignore[no-untyped-def]
     return Depends(check)
 
 
+class RecommendationQuery(BaseModel):
+    """Query parameters of GET /v1/users/{user_id}/recommendations; unknown ones are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: Annotated[int, Field(ge=1, le=service.MAX_N, description="how many items (1-100)")] = 10
+    category: Annotated[str, Field(min_length=1, max_length=ID_LENGTH)] | None = None
+    brand: Annotated[str, Field(min_length=1, max_length=ID_LENGTH)] | None = None
+    kind: Literal["product", "content"] | None = None
+    exclude: list[str] = Field(default=[], description="item ids, repeated or comma separated")
+
+
+def _query_docs(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": prop}
+            for name, prop in schema["properties"].items()
+        ]
+    }
+
+
+def parse_query(request: Request, model: type[BaseModel], lists: tuple[str, ...] = ()) -> Any:
+    """Validate query parameters against `model` (422 problem naming each bad field)."""
+    params = request.query_params
+    data: dict[str, Any] = {k: v for k, v in params.items() if k not in lists}
+    for name in lists:
+        if name in params:
+            data[name] = [p for v in params.getlist(name) for p in v.split(",") if p]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc.errors(include_url=False))
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        raise Problem(422, f"invalid query: {fields}", errors=errors) from None
+
+
 @router.get(
     "/users/{user_id}/recommendations",
     response_model=Recommendations,
-    dependencies=[only_params("n", "category", "brand", "kind", "exclude")],
+    openapi_extra=_query_docs(RecommendationQuery),
 )
 async def user_recommendations(
-    ctx: ContextDep,
-    _key: ReadKey,
+    request: Request,
     user_id: PathId,
-    n: Count = 10,
-    category: Label = None,
-    brand: Label = None,
-    kind: Literal["product", "content"] | None = None,
-    exclude: Annotated[
-        list[str] | None, Query(description="item ids, repeated or comma separated")
-    ] = None,
-) -> Recommendations:
-    """Personalised items for a shopper; unknown shoppers get cold-start items, never a 404."""
-    excluded = {part for value in exclude or [] for part in value.split(",") if part}
-    filters = service.Filters(category=category, brand=brand, kind=kind, exclude=excluded)
-    return await service.recommend(ctx, user_id, n, filters)
+    api_key: Annotated[str | None, Depends(api_key_header)] = None,
+) -> Response:
+    """Personalised items for a shopper; unknown shoppers get cold-start items, never a 404.
+
+    The hottest endpoint: parameters are validated by one pydantic model and the answer is
+    serialised with orjson, skipping FastAPI's per-parameter machinery (about 2x cheaper).
+    """
+    ctx: AppContext = request.app.state.ctx
+    authorize(ctx, request, api_key, "read")
+    query: RecommendationQuery = parse_query(request, RecommendationQuery, lists=("exclude",))
+    filters = service.Filters(
+        category=query.category, brand=query.brand, kind=query.kind, exclude=set(query.exclude)
+    )
+    body = await service.recommend(ctx, user_id, query.n, filters)
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 @router.get(

@@ -14,7 +14,7 @@ from app.cache import CacheUnavailable
 from app.context import AppContext
 from app.metrics import CACHE_REQUESTS
 from app.recommendations.live_view import LiveView, get_live_view
-from app.recommendations.schemas import Recommendations, RecommendedItem, Strategy
+from app.recommendations.schemas import Strategy
 from app.training.publish import version_key
 
 MAX_N = 100
@@ -36,7 +36,7 @@ class Picker:
     view: LiveView
     filters: Filters
     banned: set[str]
-    items: list[RecommendedItem] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
 
     @property
@@ -50,7 +50,7 @@ class Picker:
             if item_id in self.taken or item_id in self.banned or not self._passes(item_id):
                 continue
             self.taken.add(item_id)
-            self.items.append(RecommendedItem(item_id=item_id, score=score, reason=reason))
+            self.items.append({"item_id": item_id, "score": score, "reason": reason})
 
     def _passes(self, item_id: str) -> bool:
         if item_id in self.view.unavailable or item_id in self.filters.exclude:
@@ -69,17 +69,9 @@ class Picker:
         )
 
 
-async def _user_lists(ctx: AppContext, version: int, user_id: str) -> tuple[Any, Any]:
-    """The user's published list and never-again items, in one round trip."""
-
-    async def op(client: Any) -> tuple[Any, Any]:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.hget(version_key(version, "recs"), user_id)
-            pipe.hget(version_key(version, "seen"), user_id)
-            recs, seen = await pipe.execute()
-        return recs, seen
-
-    return await ctx.cache.run(op)
+async def _published(ctx: AppContext, version: int, user_id: str) -> bytes | None:
+    """The user's published list (with its never-again items): one HGET."""
+    return await ctx.cache.run(lambda r: r.hget(version_key(version, "recs"), user_id))  # type: ignore[no-any-return]
 
 
 async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> list[list[Any]]:
@@ -89,7 +81,9 @@ async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> lis
     return [orjson.loads(b) if b else [] for b in blobs]
 
 
-async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> Recommendations:
+async def recommend(
+    ctx: AppContext, user_id: str, n: int, filters: Filters
+) -> dict[str, Any]:
     """Top-n items for a user; never empty while the catalog has available items."""
     view = get_live_view(ctx)
     await view.refresh(ctx)
@@ -99,9 +93,9 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
     cache_ok = view.version is not None
     if cache_ok:
         try:
-            raw, raw_seen = await _user_lists(ctx, view.version, user_id)  # type: ignore[arg-type]
+            raw = await _published(ctx, view.version, user_id)  # type: ignore[arg-type]
             published = orjson.loads(raw) if raw else None
-            seen = orjson.loads(raw_seen) if raw_seen else []
+            seen = published.get("x", []) if published else []
             CACHE_REQUESTS.labels("hit" if raw else "miss").inc()
         except CacheUnavailable:
             cache_ok = False
@@ -125,11 +119,13 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         )
     if not picker.full:
         picker.offer((i, s, "popular now") for i, s in view.popular_list(None))
-    return Recommendations(
-        user_id=user_id,
-        items=picker.items,
-        model_version=view.version,
-        strategy=strategy,
-        generated_at=datetime.now(UTC),
-        request_id=uuid.uuid4().hex,
-    )
+    # A plain dict in the Recommendations schema's shape: the router serialises it with
+    # orjson directly, which is the hottest path of the service.
+    return {
+        "user_id": user_id,
+        "items": picker.items,
+        "model_version": view.version,
+        "strategy": strategy,
+        "generated_at": datetime.now(UTC),
+        "request_id": uuid.uuid4().hex,
+    }

@@ -2,7 +2,8 @@
 
 Layout (all keys under "bl:"):
   live                 -> the live version number (the only pointer readers follow)
-  v:{v}:recs  (hash)   user_id -> {"s": strategy, "i": [[item_id, score, reason], ...]}
+  v:{v}:recs  (hash)   user_id -> {"s": strategy, "i": [[item_id, score, reason], ...],
+                                   "x": [item_id, ...] never to show again}
   v:{v}:sim   (hash)   item_id -> [[item_id, score], ...]
   v:{v}:pop   (hash)   "{window}|{category or *}" -> [[item_id, score], ...]
   v:{v}:meta  (hash)   item_id -> {"c": category, "b": brand, "k": kind}
@@ -52,8 +53,11 @@ def payloads(out: BuildOutput, catalog: Catalog, inter: Interactions) -> dict[st
     users = inter.user_ids
 
     def recs() -> Iterator[tuple[str, bytes]]:
+        empty: list[int] = []
         for user, (strategy, items) in out.user_lists.items():
-            yield users[user], orjson.dumps({"s": strategy, "i": items})
+            # "x": items never to show again, kept beside the list so serving is one HGET.
+            bought = [ids[i] for i in out.purchased.get(user, empty)]
+            yield users[user], orjson.dumps({"s": strategy, "i": items, "x": bought})
 
     def sim() -> Iterator[tuple[str, bytes]]:
         for item, neighbours in out.similar.items():
