@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
     similar_top_n: int = 50
     holdout_days: float = 7.0
     guardrail_tolerance: float = 0.05
-    model_kind: str = "auto"  # auto | als | bpr | itemknn | ease
+    model_kind: Literal["auto", "als", "bpr", "itemknn", "ease"] = "auto"
     # In auto mode all candidates compete on the holdout at most this often; rebuilds in
     # between retrain the winner only.
     reselect_hours: float = 24.0
@@ -52,8 +53,7 @@ class Settings(BaseSettings):
         }
     )
     decay_half_life_days: float = 30.0
-    exclude_interacted: str = "purchased"  # purchased | all
-    cache_version_ttl_seconds: int = 7 * 24 * 3600
+    exclude_interacted: Literal["purchased", "all"] = "purchased"
     use_gpu: bool = False
 
     log_level: str = "INFO"

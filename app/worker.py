@@ -46,7 +46,10 @@ async def run_worker(ctx: AppContext, *, once: bool = False) -> None:
     while True:
         try:
             await _heartbeat(ctx)
-            if await run_once(ctx) is None and time.monotonic() >= next_scheduled:
+            if await run_once(ctx) is not None:
+                # An on-demand rebuild just ran: the schedule counts from it.
+                next_scheduled = time.monotonic() + interval
+            elif time.monotonic() >= next_scheduled:
                 await rebuild(ctx, trigger="schedule")
                 next_scheduled = time.monotonic() + interval
         except asyncio.CancelledError:

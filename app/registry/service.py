@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import Job, ModelRun
 
 Sessions = async_sessionmaker[AsyncSession]
+STALE_JOB = timedelta(hours=1)  # longer than any rebuild; a job running longer was orphaned
 
 
 def utcnow() -> datetime:
@@ -77,6 +78,12 @@ async def get_job(session: AsyncSession, job_id: str) -> Job | None:
 async def claim_job(sessions: Sessions, kind: str) -> Job | None:
     """Take the oldest queued job; SKIP LOCKED lets several workers claim different jobs."""
     async with sessions() as session:
+        # A worker that died mid-job leaves it `running`: hand such jobs out again.
+        await session.execute(
+            update(Job)
+            .where(Job.status == "running", Job.started_at < utcnow() - STALE_JOB)
+            .values(status="queued")
+        )
         stmt = (
             select(Job)
             .where(Job.status == "queued", Job.kind == kind)

@@ -15,10 +15,10 @@ from scipy import sparse
 
 from app.config import Settings
 from app.training.candidates import ALL, content_similar, popularity, top_k
-from app.training.dataset import Catalog, Interactions
+from app.training.dataset import TYPE_CODE, Catalog, Interactions
 from app.training.evaluate import Split, ranking_metrics
 from app.training.lists import user_lists
-from app.training.models import Recommender, build_model
+from app.training.models import DEFAULTS, Recommender, build_model
 from app.training.preprocess import (
     CleanStats,
     PreprocessConfig,
@@ -30,14 +30,11 @@ from app.training.preprocess import (
 
 DAY = 86_400.0
 MIN_TEST_USERS = 10  # smaller holdouts are not a basis for choosing or rejecting a model
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "als": {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15},
-    "bpr": {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
-    "itemknn": {"K": 100},
-    "ease": {"lambda_": 300.0},
-}
+DEFAULT_PARAMS = DEFAULTS  # per-kind defaults live with the models
 AUTO_CANDIDATES = ("als", "itemknn", "ease")
-EASE_MAX_ITEMS = 8000
+# Auto mode tries EASE only on catalogues where its dense inverse stays a few seconds; the
+# model itself accepts up to models.EASE_MAX_ITEMS when configured explicitly.
+AUTO_EASE_MAX_ITEMS = 8000
 
 
 @dataclass
@@ -71,7 +68,7 @@ def _candidate_kinds(settings: Settings, n_items: int, incumbent: str | None) ->
         return [settings.model_kind]
     if incumbent:
         return [incumbent]
-    return [k for k in AUTO_CANDIDATES if k != "ease" or n_items <= EASE_MAX_ITEMS]
+    return [k for k in AUTO_CANDIDATES if k != "ease" or n_items <= AUTO_EASE_MAX_ITEMS]
 
 
 def _params(kind: str, tuned: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
@@ -148,16 +145,27 @@ def build(
     out.similar = _similar_lists(model, matrix, catalog, item_popularity, settings.similar_top_n)
     only_purchases = settings.exclude_interacted != "all"
     excluded = interacted_matrix(inter, shape, only_purchases=only_purchases)
-    out.purchased = {
-        int(u): excluded.indices[excluded.indptr[u] : excluded.indptr[u + 1]].tolist()
-        for u in np.flatnonzero(np.diff(excluded.indptr))
-    }
+    out.purchased = never_again_by_recency(inter, only_purchases)
     out.user_lists = user_lists(model, matrix, excluded, inter, catalog, out, settings)
     timings["lists"] = time.perf_counter() - tick
     if len(inter):
         out.data_start, out.data_end = float(inter.ts.min()), float(inter.ts.max())
     out.timings = {k: round(v, 3) for k, v in timings.items()}
     return out
+
+
+def never_again_by_recency(inter: Interactions, only_purchases: bool) -> dict[int, list[int]]:
+    """Items each user must not see again, oldest first (serving reads the newest from the end)."""
+    mask = inter.etype == TYPE_CODE["purchase"] if only_purchases else np.ones(len(inter), bool)
+    order = np.argsort(inter.ts[mask], kind="stable")
+    out: dict[int, dict[int, None]] = {}
+    for user, item in zip(
+        inter.user[mask][order].tolist(), inter.item[mask][order].tolist(), strict=True
+    ):
+        items = out.setdefault(user, {})
+        items.pop(item, None)  # a repeat purchase moves the item to the newest end
+        items[item] = None
+    return {user: list(items) for user, items in out.items()}
 
 
 def holdout_split(

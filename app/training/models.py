@@ -112,7 +112,6 @@ class _BlockModel:
     def recommend(
         self, users: np.ndarray, X: sparse.csr_matrix, n: int, filter_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-
         def score(chunk: np.ndarray) -> np.ndarray:
             rows = X[chunk]
             scores = self._scores(rows)
@@ -144,7 +143,6 @@ class PopularModel(_BlockModel):
         return np.tile(self.counts, (rows.shape[0], 1))
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-
         def score(chunk: np.ndarray) -> np.ndarray:
             scores = np.tile(self.counts, (len(chunk), 1))
             scores[np.arange(len(chunk)), chunk] = -np.inf
@@ -166,7 +164,6 @@ class _ItemItemModel(_BlockModel):
         return scores
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-
         def score(chunk: np.ndarray) -> np.ndarray:
             block = self.weights[chunk]
             scores = block.toarray() if sparse.issparse(block) else np.array(block)
@@ -299,7 +296,12 @@ class FactorModel:
         items = self.model.item_factors
         if self.kind == "als":
             # ALS: the user's exact least-squares solution against the fixed item factors.
-            user = np.ravel(self.model.recalculate_user(0, row))
+            # One row: starting the OpenMP pool costs ~10x the solve, so solve on this thread.
+            threads, self.model.num_threads = self.model.num_threads, 1
+            try:
+                user = np.ravel(self.model.recalculate_user(0, row))
+            finally:
+                self.model.num_threads = threads
         else:
             # BPR has no closed form: the confidence-weighted mean of the user's item factors,
             # with the bias column set to 1 as in BPR's own user factors.
