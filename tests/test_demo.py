@@ -8,24 +8,52 @@ import httpx
 from sqlalchemy import func, select
 
 from app.demo import load_demo
-from app.models import Event, Item
-from tests.conftest import READ
+from app.models import Campaign, Event, Item, User
+from app.synthetic import generate_world
+from tests.conftest import READ, unique
+
+SIZE = {"users": 60, "items": 40, "days": 20}
 
 
-async def _count(app: Any, model: Any) -> int:
+async def _count(app: Any, model: Any, prefix: str) -> int:
+    """Rows whose id starts with `prefix` (the session's database holds other tests' rows)."""
+    ids = {Item: Item.item_id, User: User.user_id, Campaign: Campaign.campaign_id}
+    column = ids.get(model, Event.event_id)
     async with app.state.ctx.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        query = select(func.count()).select_from(model).where(column.startswith(prefix))
+        return int(await session.scalar(query) or 0)
 
 
-async def test_demo_loads_once(app: Any, settings: Any, client: httpx.AsyncClient) -> None:
-    events_before = await _count(app, Event)
-    summary = await load_demo(settings, users=60, items=40, days=20, only_if_empty=False, seed=99)
+async def test_demo_loads_a_generated_shop_once(
+    app: Any, settings: Any, client: httpx.AsyncClient
+) -> None:
+    prefix = unique("demo") + "-"
+    world = generate_world(
+        n_users=SIZE["users"], n_items=SIZE["items"], days=SIZE["days"], seed=99, id_prefix=prefix
+    )
+    # The shared test database may already hold items, so force this load.
+    summary = await load_demo(settings, **SIZE, only_if_empty=False, seed=99, id_prefix=prefix)
     assert summary.startswith("demo loaded")
-    loaded = await _count(app, Event) - events_before
-    assert loaded > 100
-    resp = await client.get("/v1/items/i00001", headers=READ)
-    assert resp.status_code == 200 and resp.json()["brand"]
-    # Items exist now, so the default (only if empty) call loads nothing more.
-    assert "nothing loaded" in await load_demo(settings, users=60, items=40, days=20)
-    assert await _count(app, Event) - events_before == loaded
-    assert await _count(app, Item) >= 40
+    assert f"{len(world.events)} events" in summary
+    assert await _count(app, Item, prefix) == len(world.items)
+    assert await _count(app, User, prefix) == len(world.users)
+    assert await _count(app, Campaign, prefix) == len(world.campaigns)
+    assert await _count(app, Event, prefix) == len(world.events) > 500
+
+    item = world.items[1]
+    resp = await client.get(f"/v1/items/{item['item_id']}", headers=READ)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert (body["brand"], body["category"], body["price"]) == (
+        item["brand"],
+        item["category"],
+        item["price"],
+    )
+
+    # Items exist now: the default call loads nothing and says so.
+    again = await load_demo(settings, **SIZE, seed=99, id_prefix=unique("demo"))
+    assert "nothing loaded" in again
+    # A forced re-load of the same shop stores no event twice.
+    forced = await load_demo(settings, **SIZE, only_if_empty=False, seed=99, id_prefix=prefix)
+    assert " 0 events" in forced
+    assert await _count(app, Event, prefix) == len(world.events)
