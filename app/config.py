@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     decay_half_life_days: float = 30.0
     exclude_interacted: Literal["purchased", "all"] = "purchased"
     use_gpu: bool = False
+    # Real-time updates: queued shoppers beyond this wait for the next full rebuild.
+    realtime_queue_max: int = 200_000
+    realtime_enabled: bool = True
 
     log_level: str = "INFO"
     log_json: bool = True

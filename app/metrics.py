@@ -49,6 +49,22 @@ REBUILD_DURATION = Gauge(
 REBUILDS = Counter("brandlift_rebuilds_total", "Rebuilds by final status", ["status"])
 
 
+REALTIME_QUEUE = Gauge(
+    "brandlift_realtime_queue_users",
+    "Shoppers waiting for a real-time update",
+    multiprocess_mode="max",
+)
+REALTIME_LAG = Gauge(
+    "brandlift_realtime_lag_seconds",
+    "Age of the oldest shopper waiting for a real-time update",
+    multiprocess_mode="max",
+)
+REALTIME_DROPPED = Counter(
+    "brandlift_realtime_dropped_total", "Dirty marks refused because the queue was full"
+)
+REALTIME_UPDATES = Counter("brandlift_realtime_updates_total", "Lists republished in real time")
+
+
 def render_metrics() -> tuple[bytes, str]:
     """Exposition text for /metrics, aggregated across processes when multiprocess is on."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -10,6 +10,7 @@ from app.cache import CacheUnavailable, key
 from app.config import get_settings
 from app.context import AppContext
 from app.logging import configure_logging, get_logger
+from app.realtime.loop import realtime_loop
 from app.registry import service as registry
 from app.training.pipeline import rebuild
 
@@ -40,6 +41,20 @@ async def run_once(ctx: AppContext) -> dict[str, object] | None:
 
 
 async def run_worker(ctx: AppContext, *, once: bool = False) -> None:
+    """Rebuild loop plus, alongside it, the real-time loop (unless disabled or `once`)."""
+    if once or not ctx.settings.realtime_enabled:
+        await rebuild_loop(ctx, once=once)
+        return
+    realtime = asyncio.create_task(realtime_loop(ctx), name="realtime")
+    try:
+        await rebuild_loop(ctx)
+    finally:
+        realtime.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await realtime
+
+
+async def rebuild_loop(ctx: AppContext, *, once: bool = False) -> None:
     """Loop: take queued jobs as they come, rebuild every REBUILD_INTERVAL_SECONDS."""
     interval = ctx.settings.rebuild_interval_seconds
     next_scheduled = time.monotonic()

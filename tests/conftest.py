@@ -25,6 +25,9 @@ from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade
 
+# Shared fixtures that several test folders use (a trained model on a planted world).
+pytest_plugins = ["tests.live_world"]
+
 BACKEND = os.environ.get("BRANDLIFT_TEST_BACKEND", "postgres")
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # One Redis database per test process (1-15) so parallel runs do not flush each other.

@@ -22,7 +22,7 @@ from app.catalog.schemas import (
 from app.deps import ContextDep, IngestKey, ReadKey, SessionDep, SettingsDep
 from app.models import ID_LENGTH, Campaign, Item, User
 from app.problems import Problem
-from app.recommendations.availability import apply_availability
+from app.recommendations.availability import apply_availability, note_items
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 # Annotated (not a shared `= Path(...)` default): FastAPI copies it per parameter, whereas one
@@ -73,6 +73,7 @@ async def upsert_items(
     # Availability is enforced at serve time, so a sold-out item leaves every list at once.
     changes = {r.item_id: r.available for r in rows if r.available is not None}
     await apply_availability(ctx, changes)
+    await note_items(ctx, [r.item_id for r in rows])
     return result
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from app.batch import parse_batch, read_body_limited
-from app.deps import IngestKey, SessionDep, SettingsDep
+from app.deps import ContextDep, IngestKey, SessionDep, SettingsDep
 from app.events import service
 from app.events.schemas import EventIn, IngestResult
 from app.metrics import EVENTS_DUPLICATES, EVENTS_INGESTED, EVENTS_REJECTED
 from app.problems import Problem
+from app.realtime.queue import mark_dirty
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -33,7 +34,11 @@ BATCH_BODY = {
     summary="Ingest a batch of up to 5000 events (all or nothing, idempotent by event_id)",
 )
 async def ingest_events(
-    request: Request, session: SessionDep, settings: SettingsDep, _key: IngestKey
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    _key: IngestKey,
 ) -> IngestResult:
     try:
         body = await read_body_limited(request, settings.max_body_bytes)
@@ -42,6 +47,10 @@ async def ingest_events(
         EVENTS_REJECTED.labels(str(problem.status)).inc()
         raise
     accepted, by_type = await service.store_events(session, events)
+    if accepted and ctx.settings.realtime_enabled:
+        # Shoppers whose lists are now stale; the worker republishes them within a second.
+        stale = sorted({e.user_id for e in events if e.item_id is not None})
+        await mark_dirty(ctx.cache, stale, ctx.settings.realtime_queue_max)
     for event_type, count in by_type.items():
         EVENTS_INGESTED.labels(event_type).inc(count)
     duplicates = len(events) - accepted

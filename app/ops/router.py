@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from app.cache import CacheUnavailable
 from app.deps import ContextDep
 from app.metrics import render_metrics
 from app.ops.service import readiness
+from app.realtime.queue import queue_stats
 
 router = APIRouter(tags=["operations"])
 
@@ -27,6 +31,9 @@ async def ready(ctx: ContextDep) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(ctx: ContextDep) -> Response:
+    # Queue figures live in the cache; read them at scrape time so every process agrees.
+    with contextlib.suppress(CacheUnavailable):
+        await queue_stats(ctx.cache)
     payload, content_type = render_metrics()
     return Response(payload, media_type=content_type)

@@ -7,7 +7,11 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.cache import CacheUnavailable
 from app.context import AppContext
+from app.realtime.queue import queue_stats
+
+REALTIME_LAG_WARN_SECONDS = 30.0
 
 DATABASE_PROBE_SECONDS = 2.0
 
@@ -30,10 +34,22 @@ async def check_cache(ctx: AppContext) -> dict[str, Any]:
     return {"status": "degraded", "backend": backend, "error": ctx.cache.last_error}
 
 
+async def check_realtime(ctx: AppContext) -> dict[str, Any]:
+    """Real-time queue length and lag: informational, it does not make the service unready."""
+    try:
+        stats = await queue_stats(ctx.cache)
+    except CacheUnavailable:
+        return {"status": "unknown"}
+    lagging = stats["lag_seconds"] > REALTIME_LAG_WARN_SECONDS
+    return {"status": "lagging" if lagging else "ok", **stats}
+
+
 async def readiness(ctx: AppContext) -> tuple[bool, dict[str, Any]]:
     """All checks at once; ready only when every dependency answers."""
     database, cache = await asyncio.gather(check_database(ctx), check_cache(ctx))
     checks: dict[str, Any] = {"database": database, "cache": cache}
+    if cache["status"] == "ok":
+        checks["realtime"] = await check_realtime(ctx)
     for name, probe in ctx.extras.get("readiness_probes", {}).items():
         checks[name] = await probe(ctx)
     down = sorted(name for name in ("cache", "database") if checks[name]["status"] != "ok")

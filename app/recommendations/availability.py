@@ -7,7 +7,15 @@ from typing import Any
 
 from app.cache import CacheUnavailable
 from app.context import AppContext
+from app.realtime.queue import NEW_ITEMS_KEY
 from app.recommendations.live_view import CATALOG_EPOCH_KEY, UNAVAILABLE_KEY, get_live_view
+
+
+async def note_items(ctx: AppContext, item_ids: list[str]) -> None:
+    """Tell the real-time loop about upserted items; it gives unseen ones content neighbours."""
+    if item_ids and ctx.settings.realtime_enabled:
+        with contextlib.suppress(CacheUnavailable):
+            await ctx.cache.run(lambda r: r.sadd(NEW_ITEMS_KEY, *item_ids))
 
 
 async def apply_availability(ctx: AppContext, changes: dict[str, bool]) -> None:

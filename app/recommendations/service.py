@@ -81,9 +81,7 @@ async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> lis
     return [orjson.loads(b) if b else [] for b in blobs]
 
 
-async def recommend(
-    ctx: AppContext, user_id: str, n: int, filters: Filters
-) -> dict[str, Any]:
+async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> dict[str, Any]:
     """Top-n items for a user; never empty while the catalog has available items."""
     view = get_live_view(ctx)
     await view.refresh(ctx)

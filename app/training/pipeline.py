@@ -11,6 +11,8 @@ from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import REBUILD_DURATION, REBUILDS
 from app.models import ModelRun
+from app.realtime.queue import carry_over_realtime, mark_dirty
+from app.realtime.recompute import LiveModel
 from app.registry import service as registry
 from app.training.build import BuildOutput, build
 from app.training.dataset import load_catalog, refresh_log
@@ -58,6 +60,7 @@ async def rebuild(ctx: AppContext, *, trigger: str = "schedule") -> dict[str, An
 async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     settings = ctx.settings
     started = time.perf_counter()
+    snapshot_at = time.time()  # real-time updates after this are newer than the build
     version = await registry.start_run(ctx.sessions, settings.model_kind, trigger)
     log.info("rebuild started", version=version, trigger=trigger)
     try:
@@ -106,7 +109,10 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
             "items": len(catalog),
         }
         await write_version(ctx.cache, version, payloads(out, catalog, inter), info)
+        carried = await carry_over_realtime(ctx.cache, version, since=snapshot_at)
         await switch_live(ctx.cache, version)
+        # Those users get recomputed against the new model too.
+        await mark_dirty(ctx.cache, carried, ctx.settings.realtime_queue_max)
         out.timings["publish"] = round(time.perf_counter() - tick, 3)
         fields["metrics"]["timings"] = out.timings
         await registry.finish_run(ctx.sessions, version, "live", **fields)
@@ -120,7 +126,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     duration = time.perf_counter() - started
     REBUILD_DURATION.set(duration)
     REBUILDS.labels("live").inc()
-    ctx.extras["live_model"] = (version, out, catalog, inter)
+    ctx.extras["realtime_model"] = LiveModel(version, out, catalog)
     for callback in ctx.extras.get("on_live", []):
         callback(version)  # e.g. this process's serving view re-reads the pointer now
     log.info("model live", version=version, kind=out.kind, seconds=round(duration, 2))

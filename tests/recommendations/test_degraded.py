@@ -18,7 +18,7 @@ from asgi_lifespan import LifespanManager
 from app.main import create_app
 from app.training.pipeline import rebuild
 from tests.conftest import READ
-from tests.recommendations.conftest import LiveWorld
+from tests.live_world import LiveWorld
 
 pytestmark = pytest.mark.postgres_only
 

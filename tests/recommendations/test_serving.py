@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 
 from tests.conftest import ADMIN, INGEST, READ, unique
-from tests.recommendations.conftest import LiveWorld
+from tests.live_world import LiveWorld
 
 
 def _fan(world: LiveWorld, category: str, k: int = 0) -> str:

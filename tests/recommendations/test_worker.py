@@ -16,7 +16,7 @@ from app.training.pipeline import guardrail, rebuild
 from app.training.publish import LIVE_KEY, live_version, version_key, write_version
 from app.worker import run_once
 from tests.conftest import ADMIN, READ
-from tests.recommendations.conftest import LiveWorld
+from tests.live_world import LiveWorld
 
 
 async def test_rebuild_job_through_the_api(

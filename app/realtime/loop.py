@@ -1,0 +1,114 @@
+"""The real-time loop: drain the dirty-user queue and republish those users' lists."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from app.cache import CacheUnavailable
+from app.context import AppContext
+from app.logging import get_logger
+from app.metrics import REALTIME_UPDATES
+from app.models import Item
+from app.realtime.queue import NEW_ITEMS_KEY, UPDATED_KEY, pop_dirty, queue_stats, requeue
+from app.realtime.recompute import LiveModel, load_user_events, register_new_items, user_payload
+from app.recommendations.live_view import UNAVAILABLE_KEY
+from app.training.publish import live_version, version_key
+
+log = get_logger(__name__)
+BATCH_USERS = 200
+IDLE_SLEEP = 0.05
+
+
+def current_model(ctx: AppContext) -> LiveModel | None:
+    """The model this process published last, if any (set by the rebuild pipeline)."""
+    return ctx.extras.get("realtime_model")  # type: ignore[no-any-return]
+
+
+async def process_new_items(ctx: AppContext, live: LiveModel) -> int:
+    """Give items added since the build content neighbours, served at once by /similar."""
+    raw = await ctx.cache.run(lambda r: r.spop(NEW_ITEMS_KEY, 500))
+    ids = [i.decode() if isinstance(i, bytes) else i for i in raw or []]
+    unknown = [i for i in ids if i not in live.catalog.index and i not in live.new_items]
+    if not unknown:
+        return 0
+    async with ctx.sessions() as session:
+        rows = await session.scalars(select(Item).where(Item.item_id.in_(unknown)))
+        items = [
+            {"item_id": r.item_id, "category": r.category, "brand": r.brand, "kind": r.kind,
+             "title": r.title, "tags": r.tags or []}
+            for r in rows
+        ]  # fmt: skip
+    lists = await asyncio.to_thread(register_new_items, live, items)
+    if lists:
+        import orjson
+
+        mapping = {item: orjson.dumps(near) for item, near in lists.items()}
+        await ctx.cache.run(lambda r: r.hset(version_key(live.version, "sim"), mapping=mapping))
+    return len(lists)
+
+
+async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
+    """Republish up to `limit` dirty users under the live version; returns how many."""
+    live = current_model(ctx)
+    if live is None or await live_version(ctx.cache) != live.version:
+        return 0  # no model here, or another worker's model is live: leave the queue alone
+    await process_new_items(ctx, live)
+    popped = await pop_dirty(ctx.cache, limit)
+    if not popped:
+        return 0
+    try:
+        users = [u for u, _ in popped]
+        events = await load_user_events(ctx.engine, users)
+        raw_unavailable = await ctx.cache.run(lambda r: r.smembers(UNAVAILABLE_KEY))
+        unavailable = {m.decode() if isinstance(m, bytes) else m for m in raw_unavailable}
+        now = time.time()
+
+        def compute() -> dict[str, bytes]:
+            out = {}
+            for user in users:
+                payload = user_payload(live, events.get(user, []), ctx.settings, unavailable, now)
+                if payload is not None:
+                    out[user] = payload
+            return out
+
+        payloads = await asyncio.to_thread(compute)
+        if payloads:
+            await ctx.cache.run(lambda r: _publish(r, live.version, payloads, now))
+            REALTIME_UPDATES.inc(len(payloads))
+    except Exception:
+        await requeue(ctx.cache, popped)  # try again later rather than lose the update
+        raise
+    return len(popped)
+
+
+async def _publish(client: Any, version: int, payloads: dict[str, bytes], now: float) -> None:
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(version_key(version, "recs"), mapping=payloads)
+        pipe.zadd(UPDATED_KEY, dict.fromkeys(payloads, now))
+        await pipe.execute()
+
+
+async def realtime_loop(ctx: AppContext) -> None:
+    """Run forever next to the rebuild schedule; cheap when the queue is empty."""
+    last_stats = 0.0
+    while True:
+        try:
+            done = await process_batch(ctx)
+            if time.monotonic() - last_stats > 5:
+                await queue_stats(ctx.cache)
+                last_stats = time.monotonic()
+        except CacheUnavailable:
+            done = 0
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("real-time batch failed")
+            done = 0
+            await asyncio.sleep(1.0)
+        if not done:
+            await asyncio.sleep(IDLE_SLEEP)
