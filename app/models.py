@@ -179,3 +179,12 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class DirtyUser(Base):
+    """Shoppers waiting for a real-time update while the cache was unreachable."""
+
+    __tablename__ = "dirty_users"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

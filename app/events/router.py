@@ -10,7 +10,7 @@ from app.events import service
 from app.events.schemas import EventIn, IngestResult
 from app.metrics import EVENTS_DUPLICATES, EVENTS_INGESTED, EVENTS_REJECTED
 from app.problems import Problem
-from app.realtime.queue import mark_dirty
+from app.realtime.queue import mark_dirty, mark_dirty_in_database
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -50,7 +50,8 @@ async def ingest_events(
     if accepted and ctx.settings.realtime_enabled:
         # Shoppers whose lists are now stale; the worker republishes them within a second.
         stale = sorted({e.user_id for e in events if e.item_id is not None})
-        await mark_dirty(ctx.cache, stale, ctx.settings.realtime_queue_max)
+        if not await mark_dirty(ctx.cache, stale, ctx.settings.realtime_queue_max):
+            await mark_dirty_in_database(ctx.sessions, stale)
     for event_type, count in by_type.items():
         EVENTS_INGESTED.labels(event_type).inc(count)
     duplicates = len(events) - accepted

@@ -13,7 +13,14 @@ from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import REALTIME_UPDATES
 from app.models import Item
-from app.realtime.queue import NEW_ITEMS_KEY, UPDATED_KEY, pop_dirty, queue_stats, requeue
+from app.realtime.queue import (
+    NEW_ITEMS_KEY,
+    UPDATED_KEY,
+    move_database_marks,
+    pop_dirty,
+    queue_stats,
+    requeue,
+)
 from app.realtime.recompute import LiveModel, load_user_events, register_new_items, user_payload
 from app.recommendations.live_view import UNAVAILABLE_KEY
 from app.training.publish import live_version, version_key
@@ -57,6 +64,7 @@ async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
     if live is None or await live_version(ctx.cache) != live.version:
         return 0  # no model here, or another worker's model is live: leave the queue alone
     await process_new_items(ctx, live)
+    await move_database_marks(ctx.sessions, ctx.cache, ctx.settings.realtime_queue_max)
     popped = await pop_dirty(ctx.cache, limit)
     if not popped:
         return 0

@@ -89,3 +89,32 @@ async def carry_over_realtime(cache: Cache, new_version: int, since: float) -> l
         return users
 
     return await cache.run(op)
+
+
+async def mark_dirty_in_database(sessions: Any, users: list[str]) -> None:
+    """The fallback while the cache is down: remember the users in Postgres (or SQLite)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from app.models import DirtyUser
+
+    async with sessions() as session:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        rows = [{"user_id": u} for u in users]
+        await session.execute(insert(DirtyUser).on_conflict_do_nothing(), rows)
+        await session.commit()
+
+
+async def move_database_marks(sessions: Any, cache: Cache, max_size: int) -> int:
+    """Hand users marked in the database during a cache outage back to the cache queue."""
+    from sqlalchemy import delete, select
+
+    from app.models import DirtyUser
+
+    async with sessions() as session:
+        users = list(await session.scalars(select(DirtyUser.user_id).limit(1000)))
+        if not users or not await mark_dirty(cache, users, max_size):
+            return 0
+        await session.execute(delete(DirtyUser).where(DirtyUser.user_id.in_(users)))
+        await session.commit()
+    return len(users)

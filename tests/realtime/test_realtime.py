@@ -195,3 +195,31 @@ async def test_carry_over_copies_lists_newer_than_the_build(ctx: AppContext) -> 
     assert await client.hget(version_key(target, "recs"), fresh) == b'{"s":"x"}'
     assert await client.hget(version_key(target, "recs"), stale) is None
     await client.delete(version_key(target, "recs"))
+
+
+@pytest.mark.postgres_only
+async def test_marks_fall_back_to_the_database_while_the_cache_is_down(
+    settings: Any, app: Any
+) -> None:
+    from asgi_lifespan import LifespanManager
+    from sqlalchemy import select
+
+    from app.main import create_app
+    from app.models import DirtyUser
+    from app.realtime.queue import move_database_marks
+
+    user = unique("outage")
+    cacheless = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    async with LifespanManager(cacheless):
+        transport = httpx.ASGITransport(app=cacheless)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            resp = await http.post("/v1/events", json=purchases(user, ["any-item"]), headers=INGEST)
+            assert resp.status_code == 202
+    ctx: AppContext = app.state.ctx
+    async with ctx.sessions() as session:
+        assert await session.get(DirtyUser, user) is not None
+    moved = await move_database_marks(ctx.sessions, ctx.cache, max_size=1_000_000)
+    assert moved >= 1
+    assert await ctx.cache.client.zscore(DIRTY_KEY, user) is not None
+    async with ctx.sessions() as session:
+        assert (await session.scalar(select(DirtyUser).where(DirtyUser.user_id == user))) is None
