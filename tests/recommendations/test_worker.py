@@ -118,3 +118,47 @@ async def test_publish_killed_halfway_leaves_the_old_version_served(
     again = (await client.get(f"/v1/users/{fan}/recommendations?n=5", headers=READ)).json()
     assert again["model_version"] == before
     assert [i["item_id"] for i in again["items"]] == [i["item_id"] for i in served["items"]]
+
+
+async def test_cold_items_and_cold_users_after_a_rebuild(
+    client: httpx.AsyncClient, app: Any, live_world: LiveWorld
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.conftest import INGEST, unique
+
+    ctx: AppContext = app.state.ctx
+    cold_item = unique("cold-glow")
+    doc = {"item_id": cold_item, "category": "beauty", "brand": "glow", "tags": ["beauty", "glow"]}
+    await client.post("/v1/items", json=[doc], headers=INGEST)
+    shopper = unique("one-view")
+    beauty_item = next(i["item_id"] for i in live_world.items if i["category"] == "beauty")
+    view = {
+        "event_id": unique("e"),
+        "user_id": shopper,
+        "item_id": beauty_item,
+        "type": "view",
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    await client.post("/v1/events", json=[view], headers=INGEST)
+    previous = await live_version(ctx.cache)
+    saved = ctx.settings.guardrail_tolerance
+    ctx.settings.guardrail_tolerance = 1.0
+    try:
+        assert (await rebuild(ctx, trigger="test"))["status"] == "live"
+    finally:
+        ctx.settings.guardrail_tolerance = saved
+    await get_live_view(ctx).refresh(ctx, force=True)
+
+    # An item nobody touched gets neighbours from its brand, category and tags.
+    similar = (await client.get(f"/v1/items/{cold_item}/similar?n=5", headers=READ)).json()
+    assert {live_world.category_of(i["item_id"]) for i in similar["items"]} == {"beauty"}
+    # A shopper with one event gets popular items of the category they touched.
+    body = (await client.get(f"/v1/users/{shopper}/recommendations?n=5", headers=READ)).json()
+    assert body["strategy"] == "cold-start"
+    ours = [i for i in body["items"] if i["item_id"].startswith(live_world.prefix)]
+    assert ours and all(live_world.category_of(i["item_id"]) == "beauty" for i in ours)
+    # The superseded version is on its way out.
+    assert previous is not None
+    ttl = await ctx.cache.client.ttl(version_key(previous, "recs"))
+    assert 0 < ttl <= 300
