@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -95,7 +96,7 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Pydantic errors as [{field, message}] (the index is part of `field` for arrays)."""
     out = []
     for err in errors:

@@ -32,7 +32,8 @@ IDLE_SLEEP = 0.05
 
 def current_model(ctx: AppContext) -> LiveModel | None:
     """The model this process published last, if any (set by the rebuild pipeline)."""
-    return ctx.extras.get("realtime_model")  # type: ignore[no-any-return]
+    model = ctx.extras.get("realtime_model")
+    return model if isinstance(model, LiveModel) else None
 
 
 async def process_new_items(ctx: AppContext, live: LiveModel) -> int:
@@ -53,7 +54,7 @@ async def process_new_items(ctx: AppContext, live: LiveModel) -> int:
     if lists:
         import orjson
 
-        mapping = {item: orjson.dumps(near) for item, near in lists.items()}
+        mapping: dict[Any, Any] = {item: orjson.dumps(near) for item, near in lists.items()}
         await ctx.cache.run(lambda r: r.hset(version_key(live.version, "sim"), mapping=mapping))
     return len(lists)
 

@@ -41,7 +41,7 @@ async def mark_dirty(cache: Cache, users: list[str], max_size: int) -> bool:
 
 async def pop_dirty(cache: Cache, limit: int) -> list[tuple[str, float]]:
     """Take up to `limit` users, oldest first, with the time they became dirty."""
-    rows = await cache.run(lambda r: r.zpopmin(DIRTY_KEY, limit))
+    rows: Any = await cache.run(lambda r: r.zpopmin(DIRTY_KEY, limit))
     return [(u.decode() if isinstance(u, bytes) else u, float(s)) for u, s in rows]
 
 

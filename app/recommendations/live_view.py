@@ -31,7 +31,7 @@ class LiveView:
         self.meta: dict[str, tuple[str | None, str | None, str]] = {}
         self.popular: dict[str, list[tuple[str, float]]] = {}
         self.unavailable: set[str] = set()
-        self.epoch: bytes | None = None
+        self.epoch: object = None
         self.checked_at = 0.0
         self.db_popular: list[tuple[str, float]] = []
         self.db_popular_at = -DB_FALLBACK_TTL
@@ -49,7 +49,7 @@ class LiveView:
                 await self._load_version(cache, int(raw_version))
             if epoch != self.epoch:
                 members = await cache.run(lambda r: r.smembers(UNAVAILABLE_KEY))
-                self.unavailable = {m.decode() for m in members}
+                self.unavailable = {m.decode() if isinstance(m, bytes) else m for m in members}
                 self.epoch = epoch
         except CacheUnavailable:
             CACHE_REQUESTS.labels("fallback").inc()
@@ -132,4 +132,5 @@ def get_live_view(ctx: AppContext) -> LiveView:
     if view is None:
         view = ctx.extras["live_view"] = LiveView()
         ctx.extras.setdefault("on_live", []).append(view.expire)
-    return view  # type: ignore[no-any-return]
+    assert isinstance(view, LiveView)
+    return view

@@ -31,7 +31,7 @@ Count = Annotated[int, Query(ge=1, le=service.MAX_N, description="how many items
 Label = Annotated[str | None, Query(min_length=1, max_length=ID_LENGTH)]
 
 
-def only_params(*allowed: str):  # type: ignore[no-untyped-def]
+def only_params(*allowed: str) -> Any:
     """Reject query parameters the endpoint does not know (typos would silently do nothing)."""
 
     async def check(request: Request) -> None:
@@ -121,8 +121,9 @@ async def similar_items(
     await view.refresh(ctx)
     neighbours: list[list[object]] = []
     if view.version is not None:
+        sim_key = version_key(view.version, "sim")
         try:
-            blob = await ctx.cache.run(lambda r: r.hget(version_key(view.version, "sim"), item_id))
+            blob: Any = await ctx.cache.run(lambda r: r.hget(sim_key, item_id))
             neighbours = orjson.loads(blob) if blob else []
         except CacheUnavailable:
             neighbours = []

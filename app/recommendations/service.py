@@ -71,7 +71,8 @@ class Picker:
 
 async def _published(ctx: AppContext, version: int, user_id: str) -> bytes | None:
     """The user's published list (with its never-again items): one HGET."""
-    return await ctx.cache.run(lambda r: r.hget(version_key(version, "recs"), user_id))  # type: ignore[no-any-return]
+    raw: Any = await ctx.cache.run(lambda r: r.hget(version_key(version, "recs"), user_id))
+    return raw if raw is None else bytes(raw)
 
 
 async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> list[list[Any]]:
@@ -104,12 +105,12 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         picker.offer((i, s, r) for i, s, r in published["i"])
     elif cache_ok:
         strategy = "cold-start"
-    if not picker.full and cache_ok and seen:
+    if not picker.full and cache_ok and seen and view.version is not None:
         # Similar to what the user bought most recently (the seen list is newest last).
         recent = list(reversed(seen))[:3]
         for source, neighbours in zip(
             recent, await _similar_to(ctx, view.version, recent), strict=True
-        ):  # type: ignore[arg-type]
+        ):
             picker.offer((i, s, f"similar to {source} you bought") for i, s in neighbours)
     if not picker.full and filters.category:
         picker.offer(

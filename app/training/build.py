@@ -81,7 +81,7 @@ def evaluate_candidates(
     """Fit each candidate on the train window, score it on the holdout; plus the baseline."""
     baseline = build_model("popular")
     baseline.fit(split.train)
-    results = []
+    results: list[dict[str, Any]] = []
     for kind in kinds:
         started = time.perf_counter()
         model = build_model(kind, _params(kind, tuned), use_gpu=use_gpu)
@@ -89,7 +89,7 @@ def evaluate_candidates(
         metrics = ranking_metrics(model, split, k=10)
         metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
         results.append({"kind": kind, "params": model.params, "metrics": metrics})
-    results.sort(key=lambda r: -r["metrics"]["ndcg@10"])
+    results.sort(key=lambda r: -float(r["metrics"]["ndcg@10"]))
     return results, ranking_metrics(baseline, split, k=10)
 
 

@@ -94,8 +94,8 @@ def cold_user_lists(
     out: dict[int, tuple[list[tuple[int, float]], str]] = {}
     by_user = _events_by_user(inter, users)
     for user in users:
-        touched = Counter(
-            catalog.category[i] for i in by_user.get(int(user), []) if catalog.category[i]
+        touched: Counter[str] = Counter(
+            str(catalog.category[i]) for i in by_user.get(int(user), []) if catalog.category[i]
         )
         picked: list[tuple[int, float]] = []
         seen: set[int] = set()

@@ -67,7 +67,7 @@ class Interactions:
         return len(self.user_ids)
 
 
-def _epoch(engine: AsyncEngine):  # type: ignore[no-untyped-def]
+def _epoch(engine: AsyncEngine) -> Any:
     if engine.dialect.name == "postgresql":
         return cast(func.extract("epoch", Event.ts), Float)
     # SQLite stores UTC text; julianday keeps the fractional seconds.

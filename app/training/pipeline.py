@@ -85,7 +85,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         }
         if tuned:
             params["tuned"] = tuned
-        fields = {
+        fields: dict[str, Any] = {
             "kind": out.kind,
             "params": params,
             "metrics": {**out.metrics, "clean": vars(out.stats), "timings": out.timings},

@@ -17,6 +17,7 @@ expires a grace period after the switch so readers holding its number finish cle
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import orjson
@@ -94,13 +95,13 @@ async def write_version(
     for part, produce in parts.items():
         name = version_key(version, part)
         for batch in _chunks(produce()):
-            await cache.run(lambda r, n=name, b=batch: _hset_expire(r, n, b))
+            await cache.run(partial(_hset_expire, name=name, mapping=batch))
     await cache.run(
         lambda r: r.set(version_key(version, "info"), orjson.dumps(info), ex=PENDING_TTL)
     )
 
 
-async def _hset_expire(client: Any, name: str, mapping: dict[str, bytes]) -> None:
+async def _hset_expire(client: Any, *, name: str, mapping: dict[str, bytes]) -> None:
     async with client.pipeline(transaction=False) as pipe:
         pipe.hset(name, mapping=mapping)
         pipe.expire(name, PENDING_TTL)
