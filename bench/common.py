@@ -297,6 +297,18 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def pids_named(name: str) -> list[int]:
+    """Processes whose command name is `name` (e.g. the shared redis-server)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip() == name:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has spent busy (all cores, every process)."""
     try:

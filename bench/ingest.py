@@ -37,6 +37,7 @@ from bench.common import (
     drop_database,
     group_pids,
     migrate,
+    pids_named,
     postgres_pids,
     run_server,
     spread,
@@ -157,6 +158,7 @@ async def _http_groups(url: str, server_pid: int) -> dict[str, list[int]]:
     return {
         "server": group_pids(server_pid),
         "postgres": await postgres_pids(url),
+        "redis": pids_named("redis-server"),
         "client": [os.getpid()],
     }
 
@@ -226,7 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def _cpu_cells(run: dict[str, Any], events: int) -> str:
     """CPU microseconds per event by part, and the load others put on the machine."""
     cpu = run["cpu"]
-    parts = ("server", "postgres", "client")
+    parts = ("server", "postgres", "redis", "client")
     per = " / ".join(f"{cpu[k] / events * 1e6:.1f}" if k in cpu else "-" for k in parts)
     return f"{per} | {cpu['other'] / cpu['wall']:.2f}"
 
@@ -268,7 +270,7 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
         f"| {'yes' if all_ok else 'NO'} |",
         "",
         "Every run. Latency is per 1000-event request; CPU is microseconds per event spent by "
-        "the server processes / the Postgres processes / the load client; `other` is the "
+        "the server processes / Postgres / Redis / the load client; `other` is the "
         "average number of cores busy with anything else on the machine during the run "
         "(other users of the shared cores: a run with a high figure was disturbed).",
         "",
