@@ -51,11 +51,18 @@ def serve(
 @cli.command()
 def worker(
     once: Annotated[bool, typer.Option(help="run one rebuild and exit")] = False,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime/--no-realtime",
+            help="also run the real-time loop (it needs the model this worker builds)",
+        ),
+    ] = True,
 ) -> None:
-    """Run the background worker: scheduled and on-demand rebuilds."""
+    """Run the background worker: scheduled and on-demand rebuilds plus real-time updates."""
     from app.worker import main as worker_main
 
-    asyncio.run(worker_main(once=once))
+    asyncio.run(worker_main(once=once, realtime=realtime))
 
 
 @cli.command()

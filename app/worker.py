@@ -76,8 +76,10 @@ async def rebuild_loop(ctx: AppContext, *, once: bool = False) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def main(*, once: bool = False) -> None:
+async def main(*, once: bool = False, realtime: bool = True) -> None:
     settings = get_settings()
+    if not realtime:
+        settings = settings.model_copy(update={"realtime_enabled": False})
     configure_logging(settings.log_level, settings.log_json)
     # Bulk publishes need more patience than a request does.
     ctx = AppContext.create(settings, cache_timeout=10.0)
