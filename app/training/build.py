@@ -105,7 +105,9 @@ def build(
     """Everything between loading and publishing."""
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    now = now or time.time()
+    # Decay and popularity windows count back from the newest event, not the wall clock:
+    # relative weights are what matter, and old data sets must not underflow to zero.
+    now = now or (float(inter.ts.max()) if len(inter) else time.time())
     cfg = preprocess_config(settings)
     inter, stats = clean(inter, catalog, cfg)
     weights = event_weights(inter, cfg, now)

@@ -19,8 +19,8 @@ from app.training.models import DEFAULTS, EASE_MAX_ITEMS, build_model
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "als": {
         "factors": [16, 32, 64, 128],
-        "regularization": [0.01, 0.05, 0.5, 5.0, 20.0, 50.0],
-        "alpha": [1.0, 2.0, 5.0, 10.0],
+        "regularization": [0.01, 0.1, 1.0, 5.0, 10.0, 20.0, 50.0],
+        "alpha": [0.5, 1.0, 2.0, 5.0, 10.0],
     },
     "bpr": {
         "factors": [32, 64, 128],
@@ -31,7 +31,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
         "similarity": ["bm25", "cosine"],
         "K": [20, 50, 100, 200],
         "K1": [0.6, 1.2, 2.0],
-        "B": [0.5, 0.75, 1.0],
+        "B": [0.25, 0.5, 0.75, 1.0],
     },
     "ease": {"lambda_": [50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0]},
     "popular": {},

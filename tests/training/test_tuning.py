@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from app.training.evaluate import Split, ranking_metrics
-from app.training.models import build_model
+from app.training.models import DEFAULTS, build_model
 from app.training.tuning import DEFAULT_GRIDS, select_model, tune
 
 
@@ -30,11 +32,27 @@ async def test_tune_als_custom_grid(split: Split) -> None:
     params, metrics = tune("als", split, grid=grid, budget_seconds=30)
     for name, values in grid.items():
         assert params[name] in values
-    # The search starts at the defaults snapped to the grid: 64 -> 16, 0.05 -> 0.5, alpha 2.
-    start = _ndcg("als", {"factors": 16, "regularization": 0.5, "alpha": 2.0}, split)
+    # The search starts at the defaults (64, 10.0, 1.0) snapped to the grid.
+    start = _ndcg("als", {"factors": 16, "regularization": 5.0, "alpha": 1.0}, split)
     assert metrics["ndcg@10"] >= start - 1e-12
     assert metrics["ndcg@10"] == _ndcg("als", params, split)  # reproducible from the params
     assert 2 <= metrics["trials"] <= 8
+
+
+@pytest.mark.parametrize("kind", ["als", "itemknn", "ease"])
+async def test_default_grids_hold_the_defaults_and_tuning_never_loses_to_them(
+    kind: str, split: Split
+) -> None:
+    for name, value in DEFAULTS[kind].items():
+        if name in DEFAULT_GRIDS[kind]:
+            assert value in DEFAULT_GRIDS[kind][name], (kind, name)
+    params, metrics = tune(kind, split, budget_seconds=4)  # a few trials suffice here
+    for name, value in params.items():
+        if name in DEFAULT_GRIDS[kind]:
+            assert value in DEFAULT_GRIDS[kind][name]
+    assert metrics["trials"] > 1
+    assert metrics["ndcg@10"] >= _ndcg(kind, {}, split) - 1e-12
+    assert metrics["ndcg@10"] == pytest.approx(_ndcg(kind, params, split))
 
 
 async def test_no_budget_means_one_trial(split: Split) -> None:
