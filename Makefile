@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: run test test-postgres test-sqlite lint format bench services migrate serve worker clean
+.PHONY: run test browser test-postgres test-sqlite lint format bench services migrate serve worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ run: $(STAMP)
 services:
 	bash scripts/services.sh
 
-test: $(STAMP) services test-postgres test-sqlite
+test: $(STAMP) services browser test-postgres test-sqlite
+
+# Debian's chromium for the dashboard's browser test (skipped, with the reason, without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "installing Debian's chromium for the dashboard browser test"; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
+	    || echo "WARNING: chromium could not be installed; the browser test will be skipped"; }
 
 test-postgres: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,10 +1,11 @@
-"""The `brandlift` command line: migrate, serve, worker, demo."""
+"""The `brandlift` command line: migrate, serve, worker, demo, import, evaluate."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,6 +89,65 @@ def demo(
     os.environ["RUN_WORKER_IN_PROCESS"] = "true"
     get_settings.cache_clear()
     serve(port=port, host=None, workers=1)
+
+
+@cli.command("import")
+def import_(
+    kind: Annotated[str, typer.Argument(help="events, items, users or campaigns")],
+    file: Annotated[Path, typer.Argument(help="CSV, JSON lines or Parquet file (.gz works)")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="auto (by suffix), csv, jsonl, parquet, or retailrocket"),
+    ] = "auto",
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="SOURCE=FIELD column mapping, e.g. visitorid=user_id"),
+    ] = None,
+    event_types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-type", help="SOURCE=TYPE event type mapping, e.g. addtocart=add_to_cart"
+        ),
+    ] = None,
+    timestamp_unit: Annotated[
+        str, typer.Option(help="numeric timestamps: auto, s, ms; or iso")
+    ] = "auto",
+    assume_utc: Annotated[
+        bool, typer.Option(help="read timestamps without an offset as UTC (else rejected)")
+    ] = False,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default , or tab)")] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="rejects file (default ./FILE.rejects.jsonl)")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="rows per write")] = None,
+    dry_run: Annotated[bool, typer.Option(help="validate only; store nothing")] = False,
+) -> None:
+    """Bulk-load a file through the API's validation; bad rows go to a rejects file."""
+    from app.importer.command import import_file
+
+    import_file(
+        kind,
+        file,
+        fmt=fmt,
+        mapping=mapping or [],
+        event_types=event_types or [],
+        timestamp_unit=timestamp_unit,
+        assume_utc=assume_utc,
+        delimiter=delimiter,
+        rejects=rejects,
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
+
+
+@cli.command()
+def evaluate(
+    out: Annotated[Path, typer.Option("--out", help="HTML report to write")] = Path("report.html"),
+) -> None:
+    """Evaluate every model family on a temporal holdout and write an HTML report."""
+    from app.evaluation.command import run
+
+    run(out)
 
 
 def main() -> None:

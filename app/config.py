@@ -59,6 +59,27 @@ class Settings(BaseSettings):
     realtime_queue_max: int = 200_000
     realtime_enabled: bool = True
 
+    # Operations (dashboard, rate limiting, CORS, erasure).
+    dashboard_refresh_seconds: int = 15
+    # Requests per API key per window; 0 turns rate limiting off.
+    rate_limit_requests: int = 0
+    rate_limit_window_seconds: int = 60
+    # Comma list of origins allowed to call the API from a browser ("*" for any); empty: off.
+    cors_origins: str = ""
+    # Key of the HMAC that hashes erased user ids in the log (empty: plain SHA-256).
+    erasure_hash_key: str = ""
+
+    # Marketing evaluation: purchases of a recommended item this long after the list was
+    # served are attributed to it; events younger than the settle time wait for the next
+    # analytics pass (so lists still buffered in an API process land first).
+    attribution_window_hours: float = 24.0
+    analytics_settle_seconds: float = 2.0
+    # A report request folds feedback the worker has not reached yet for at most this long
+    # (0: until done), then answers with `up_to_date: false`.
+    analytics_request_budget_seconds: float = 0.3
+    # How often each API process re-reads the running experiments (assignment is in memory).
+    experiments_refresh_seconds: float = 5.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

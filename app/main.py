@@ -13,22 +13,33 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from app import __version__
+from app.ads.router import router as ads_router
+from app.ads.schemas import BulkScoresIn
+from app.analytics import service as analytics
+from app.analytics.router import router as analytics_router
 from app.catalog.router import router as catalog_router
 from app.catalog.schemas import CampaignIn, ItemIn, UserIn
 from app.config import Settings, get_settings
 from app.context import AppContext
+from app.dashboard.router import router as dashboard_router
+from app.dashboard.router import static as dashboard_static
+from app.erasure.router import router as erasure_router
+from app.evaluation.router import router as evaluation_router
 from app.events.router import router as events_router
 from app.events.schemas import EventIn
+from app.experiments.router import router as experiments_router
 from app.logging import configure_logging, get_logger
 from app.metrics import MetricsMiddleware
 from app.ops.router import router as ops_router
 from app.problems import install_problem_handlers
+from app.profiles.router import router as profiles_router
+from app.ratelimit import RateLimitMiddleware
 from app.recommendations.router import router as recommendations_router
 from app.registry.router import router as registry_router
 
 log = get_logger(__name__)
 # Request bodies read as raw bytes (for one-pass validation) still get documented schemas.
-BODY_SCHEMAS: tuple[type[BaseModel], ...] = (EventIn, ItemIn, UserIn, CampaignIn)
+BODY_SCHEMAS: tuple[type[BaseModel], ...] = (EventIn, ItemIn, UserIn, CampaignIn, BulkScoresIn)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -42,6 +53,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = model_schema
     app.openapi_schema = schema
     return schema
+
+
+def _add_cors(app: FastAPI, settings: Settings) -> None:
+    """Browser access from CORS_ORIGINS (comma list, or "*"); off when empty."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return
+    from starlette.middleware.cors import CORSMiddleware
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if "*" in origins else origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["X-API-Key", "Content-Type"],
+        expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker_task.cancel()
                 with suppress(asyncio.CancelledError):
                     await worker_task
+            await analytics.close(ctx)  # flush this process's served lists
             await ctx.close()
 
     app = FastAPI(
@@ -79,15 +108,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Recommendations and ad targeting from shoppers' behaviour",
         lifespan=lifespan,
     )
+    # Outermost last: CORS (so refusals carry its headers), metrics, then rate limiting.
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
+    _add_cors(app, settings)
     install_problem_handlers(app)
     for router in (
         ops_router,
         events_router,
         recommendations_router,
+        profiles_router,
+        # Before the catalog: /v1/campaigns/allocation must not match /v1/campaigns/{id}.
+        ads_router,
         catalog_router,
         registry_router,
+        erasure_router,
+        dashboard_router,
+        experiments_router,
+        analytics_router,
+        evaluation_router,
     ):
         app.include_router(router)
+    app.mount("/dashboard/static", dashboard_static, name="dashboard-static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -40,24 +40,57 @@ EVENTS_REJECTED = Counter(
 CACHE_REQUESTS = Counter(
     "brandlift_cache_requests_total", "Serving lookups by outcome (hit, miss, fallback)", ["result"]
 )
-MODEL_AGE = Gauge("brandlift_model_age_seconds", "Age of the live model", multiprocess_mode="max")
+# Gauges read from shared state (database, cache) at scrape time: with several processes the
+# most recently written value is the true one ("max" would keep a stale figure alive).
+MODEL_AGE = Gauge(
+    "brandlift_model_age_seconds", "Age of the live model", multiprocess_mode="mostrecent"
+)
+MODEL_VERSION = Gauge(
+    "brandlift_model_version", "Version of the live model", multiprocess_mode="mostrecent"
+)
+MODEL_USERS = Gauge(
+    "brandlift_model_users",
+    "Users with a published list in the live model",
+    multiprocess_mode="mostrecent",
+)
+MODEL_ITEMS = Gauge(
+    "brandlift_model_items", "Catalog items the live model covers", multiprocess_mode="mostrecent"
+)
 REBUILD_DURATION = Gauge(
     "brandlift_last_rebuild_duration_seconds",
     "Duration of the last rebuild",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
+LAST_REBUILD_STATUS = Gauge(
+    "brandlift_last_rebuild_status",
+    "1 for the final status of the most recent finished rebuild, 0 for the others",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+LAST_REBUILD_FINISHED = Gauge(
+    "brandlift_last_rebuild_finished_timestamp_seconds",
+    "When the most recent rebuild finished (unix time)",
+    multiprocess_mode="mostrecent",
+)
+WORKER_HEARTBEAT_AGE = Gauge(
+    "brandlift_worker_heartbeat_age_seconds",
+    "Seconds since a worker last wrote its heartbeat (-1: none)",
+    multiprocess_mode="mostrecent",
+)
+RATE_LIMITED = Counter("brandlift_rate_limited_total", "Requests answered 429 (rate limit)")
+USERS_ERASED = Counter("brandlift_users_erased_total", "Users erased on request")
 REBUILDS = Counter("brandlift_rebuilds_total", "Rebuilds by final status", ["status"])
 
 
 REALTIME_QUEUE = Gauge(
     "brandlift_realtime_queue_users",
     "Shoppers waiting for a real-time update",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 REALTIME_LAG = Gauge(
     "brandlift_realtime_lag_seconds",
     "Age of the oldest shopper waiting for a real-time update",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 REALTIME_DROPPED = Counter(
     "brandlift_realtime_dropped_total", "Dirty marks refused because the queue was full"
@@ -65,15 +98,32 @@ REALTIME_DROPPED = Counter(
 REALTIME_UPDATES = Counter("brandlift_realtime_updates_total", "Lists republished in real time")
 
 
-def render_metrics() -> tuple[bytes, str]:
-    """Exposition text for /metrics, aggregated across processes when multiprocess is on."""
+def _registry() -> CollectorRegistry:
+    """This process's registry, or one aggregating every process when multiprocess is on."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+        return registry
+    return DEFAULT_REGISTRY
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """Exposition text for /metrics, aggregated across processes when multiprocess is on."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def counter_totals(name: str, label: str) -> dict[str, float]:
+    """A counter's totals by one label, summed over every process (for the status page)."""
+    totals: dict[str, float] = {}
+    sample_name = name if name.endswith("_total") else f"{name}_total"
+    for family in _registry().collect():
+        for sample in family.samples:
+            if sample.name == sample_name and label in sample.labels:
+                value = sample.labels[label]
+                totals[value] = totals.get(value, 0.0) + sample.value
+    return totals
 
 
 class MetricsMiddleware:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     func,
     text,
@@ -188,3 +189,123 @@ class DirtyUser(Base):
 
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class UserProfile(Base):
+    """A shopper's profile and predictions as of the last rebuild (one row per known user)."""
+
+    __tablename__ = "user_profiles"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(32))
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    predictions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    # Segment pages are read in user_id order: GET /v1/segments/{name}/users?cursor=
+    __table_args__ = (Index("ix_user_profiles_segment_user_id", "segment", "user_id"),)
+
+
+# --- marketing evaluation (experiments, analytics, offline report) -------------------------
+
+
+class Experiment(Base):
+    """An A/B experiment on a surface; assignment is a hash of (name, user), never stored."""
+
+    __tablename__ = "experiments"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    surface: Mapped[str] = mapped_column(String(32), index=True)
+    # [{name, weight, strategy?, params?}, ...]; the first is the control
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    holdout: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    primary_metric: Mapped[str] = mapped_column(String(32), server_default="ctr")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class ServedList(Base):
+    """One served recommendation list, written by the worker from the API's served-list stream."""
+
+    __tablename__ = "served_lists"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    item_ids: Mapped[list[str]] = mapped_column(JSONType)
+    strategy: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[int | None] = mapped_column(BigInteger)
+    experiment: Mapped[str | None] = mapped_column(String(128))
+    variant: Mapped[str | None] = mapped_column(String(128))
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # Attribution looks up a purchaser's lists served in the window before the purchase.
+    __table_args__ = (Index("ix_served_lists_user_id_served_at", "user_id", "served_at"),)
+
+
+class RecHourly(Base):
+    """Recommendation feedback rolled up per hour and serving group (analytics reads this)."""
+
+    __tablename__ = "rec_hourly"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_version: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # 0: unknown
+    experiment: Mapped[str] = mapped_column(String(128), primary_key=True)  # "": none
+    variant: Mapped[str] = mapped_column(String(128), primary_key=True)  # "": none
+    impressions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    clicks: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    conversions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    revenue: Mapped[float] = mapped_column(Float, server_default=text("0"))
+
+
+class CampaignHourly(Base):
+    """Ad feedback rolled up per hour and campaign (campaign analytics reads this)."""
+
+    __tablename__ = "campaign_hourly"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    impressions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    clicks: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    conversions: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    revenue: Mapped[float] = mapped_column(Float, server_default=text("0"))
+
+
+class ExperimentUser(Base):
+    """Per experiment and user: exposure and outcome totals (experiment results read this)."""
+
+    __tablename__ = "experiment_users"
+
+    experiment: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(128))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lists: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    impressions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    clicks: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    conversions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    revenue: Mapped[float] = mapped_column(Float, server_default=text("0"))
+
+
+class AnalyticsCursor(Base):
+    """How far the analytics roll-ups have read the events log (last folded events.id)."""
+
+    __tablename__ = "analytics_cursor"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class EvaluationReport(Base):
+    """An offline evaluation report (`brandlift evaluate`); the newest is on the dashboard."""
+
+    __tablename__ = "evaluation_reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    html: Mapped[str] = mapped_column(Text)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 
+from app.analytics.service import analytics_loop
 from app.cache import CacheUnavailable, key
 from app.config import get_settings
 from app.context import AppContext
@@ -41,17 +42,21 @@ async def run_once(ctx: AppContext) -> dict[str, object] | None:
 
 
 async def run_worker(ctx: AppContext, *, once: bool = False) -> None:
-    """Rebuild loop plus, alongside it, the real-time loop (unless disabled or `once`)."""
-    if once or not ctx.settings.realtime_enabled:
+    """Rebuild loop plus, alongside it, the real-time loop (unless disabled or `once`) and the
+    analytics pass (served lists and feedback roll-ups)."""
+    if once:
         await rebuild_loop(ctx, once=once)
         return
-    realtime = asyncio.create_task(realtime_loop(ctx), name="realtime")
+    side = [asyncio.create_task(analytics_loop(ctx), name="analytics")]
+    if ctx.settings.realtime_enabled:
+        side.append(asyncio.create_task(realtime_loop(ctx), name="realtime"))
     try:
         await rebuild_loop(ctx)
     finally:
-        realtime.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await realtime
+        for task in side:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def rebuild_loop(ctx: AppContext, *, once: bool = False) -> None:

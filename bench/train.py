@@ -83,11 +83,17 @@ async def run(n_events: int, model_kind: str) -> dict[str, object]:
             event_weights(inter, cfg, time.time()),
             (inter.n_users, len(catalog)),
         )
-        live_kind = str(result.get("kind") or "als")
-        model = build_model(live_kind, DEFAULT_PARAMS.get(live_kind, {}))
+        # The reference: implicit's ALS fit alone on the same matrix. The live kind's
+        # own fit is reported beside it.
+        model = build_model("als", DEFAULT_PARAMS["als"])
         tick = time.perf_counter()
         model.fit(matrix)
         bare_fit = time.perf_counter() - tick
+        live_kind = str(result.get("kind") or "als")
+        live_model = build_model(live_kind, DEFAULT_PARAMS.get(live_kind, {}))
+        tick = time.perf_counter()
+        live_model.fit(matrix)
+        live_fit = time.perf_counter() - tick
         await ctx.close()
         return {
             "events": n_events,
@@ -99,6 +105,7 @@ async def run(n_events: int, model_kind: str) -> dict[str, object]:
             "first": first_seconds,
             "first_timings": first_timings,
             "bare_fit": bare_fit,
+            "live_fit": live_fit,
             "timings": timings,
             "ndcg": metrics.get("ndcg@10") if metrics else None,
             "baseline": (metrics.get("baseline_popular") or {}).get("ndcg@10") if metrics else None,
@@ -128,7 +135,8 @@ def main() -> None:
         f"| steady-state rebuild after 1% new events ({out['events']:,} events, {out['users']:,} users, {out['items']:,} items; "
         f"live kind `{out['kind']}`) | {out['rebuild']:.1f} |",
         f"| first rebuild of a fresh worker (full read, all candidates compared) | {out['first']:.1f} |",
-        f"| bare fit of the live kind `{out['kind']}` on the same matrix (reference) | {out['bare_fit']:.1f} |",
+        f"| bare `implicit` ALS fit on the same matrix (reference) | {out['bare_fit']:.1f} |",
+        f"| bare fit of the live kind `{out['kind']}` on the same matrix | {out['live_fit']:.1f} |",
         f"| ratio steady-state rebuild / bare fit (goal <= 3x, and < 120 s) | {ratio:.2f}x |",
         f"| ratio first rebuild / bare fit | {out['first'] / out['bare_fit']:.2f}x |",
         "",

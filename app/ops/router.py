@@ -1,18 +1,18 @@
-"""Public operational endpoints: liveness, readiness and Prometheus metrics."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics (public) and status (admin)."""
 
 from __future__ import annotations
 
-import contextlib
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from app.cache import CacheUnavailable
-from app.deps import ContextDep
+from app.deps import AdminKey, ContextDep
 from app.metrics import render_metrics
+from app.ops.gauges import refresh_gauges
 from app.ops.service import readiness
-from app.realtime.queue import queue_stats
+from app.ops.status import collect_status
 
 router = APIRouter(tags=["operations"])
 
@@ -32,8 +32,20 @@ async def ready(ctx: ContextDep) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(ctx: ContextDep) -> Response:
-    # Queue figures live in the cache; read them at scrape time so every process agrees.
-    with contextlib.suppress(CacheUnavailable):
-        await queue_stats(ctx.cache)
+    # Model, rebuild, worker and queue figures live in the database and the cache: read them
+    # at scrape time so every process reports the same.
+    await refresh_gauges(ctx)
     payload, content_type = render_metrics()
     return Response(payload, media_type=content_type)
+
+
+@router.get("/v1/ops/status")
+async def ops_status(
+    ctx: ContextDep,
+    _key: AdminKey,
+    hours: Annotated[int, Query(ge=1, le=168, description="hours of ingest history")] = 24,
+    days: Annotated[int, Query(ge=1, le=90, description="days of click-through history")] = 7,
+) -> dict[str, Any]:
+    """Health, live model, recent runs, ingest by type and hour, cache and click-through rates:
+    everything the dashboard shows, as JSON."""
+    return await collect_status(ctx, hours=hours, days=days)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Strategy = Literal["personalised", "cold-start", "popular-fallback"]
+Strategy = Literal["personalised", "cold-start", "popular-fallback", "popular", "trending"]
 
 
 class RecommendedItem(BaseModel):
@@ -23,6 +23,10 @@ class Recommendations(BaseModel):
     strategy: Strategy
     generated_at: datetime
     request_id: str = Field(description="send it back in rec_impression/rec_click context")
+    experiment: str | None = Field(
+        default=None, description="the experiment running on this surface, if any"
+    )
+    variant: str | None = Field(default=None, description="the user's group in it")
 
 
 class SimilarItems(BaseModel):

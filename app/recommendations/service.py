@@ -10,14 +10,21 @@ from typing import Any
 
 import orjson
 
+from app.analytics.served import record_served
 from app.cache import CacheUnavailable
 from app.context import AppContext
+from app.experiments.assignment import assignment_for
 from app.metrics import CACHE_REQUESTS
 from app.recommendations.live_view import LiveView, get_live_view
 from app.recommendations.schemas import Strategy
 from app.training.publish import version_key
 
 MAX_N = 100
+# Variant strategies that replace the personalised list: (reported strategy, popular window).
+BASELINES: dict[str, tuple[Strategy, str]] = {
+    "popular": ("popular", "30d"),
+    "trending": ("trending", "1d"),
+}
 
 
 @dataclass
@@ -86,6 +93,9 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
     """Top-n items for a user; never empty while the catalog has available items."""
     view = get_live_view(ctx)
     await view.refresh(ctx)
+    # Experiment assignment is a hash of (experiment, user) against an in-memory list: no I/O.
+    assignment = await assignment_for(ctx, "recommendations", user_id)
+    baseline = BASELINES.get(assignment.strategy or "") if assignment else None
     strategy: Strategy = "popular-fallback"
     published: dict[str, Any] | None = None
     seen: list[str] = []
@@ -100,12 +110,22 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
             cache_ok = False
             CACHE_REQUESTS.labels("fallback").inc()
     picker = Picker(n=n, view=view, filters=filters, banned=set(seen))
-    if published:
+    if baseline is not None:
+        # A non-personalised variant (or the holdout): popular items, minus what was bought.
+        strategy, window = baseline
+        label = "trending" if window == "1d" else "popular"
+        if filters.category:
+            picker.offer(
+                (i, s, f"{label} in {filters.category}")
+                for i, s in view.popular_list(filters.category, window)
+            )
+        picker.offer((i, s, f"{label} now") for i, s in view.popular_list(None, window))
+    elif published:
         strategy = published["s"]
         picker.offer((i, s, r) for i, s, r in published["i"])
     elif cache_ok:
         strategy = "cold-start"
-    if not picker.full and cache_ok and seen and view.version is not None:
+    if not picker.full and baseline is None and cache_ok and seen and view.version is not None:
         # Similar to what the user bought most recently (the seen list is newest last).
         recent = list(reversed(seen))[:3]
         for source, neighbours in zip(
@@ -120,11 +140,15 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         picker.offer((i, s, "popular now") for i, s in view.popular_list(None))
     # A plain dict in the Recommendations schema's shape: the router serialises it with
     # orjson directly, which is the hottest path of the service.
-    return {
+    body = {
         "user_id": user_id,
         "items": picker.items,
         "model_version": view.version,
         "strategy": strategy,
         "generated_at": datetime.now(UTC),
         "request_id": uuid.uuid4().hex,
+        "experiment": assignment.experiment if assignment else None,
+        "variant": assignment.variant if assignment else None,
     }
+    record_served(ctx, body)  # buffered in memory; flushed to the cache in the background
+    return body

@@ -18,6 +18,7 @@ from app.training.build import BuildOutput, build
 from app.training.dataset import load_catalog, refresh_log
 from app.training.lock import rebuild_lock
 from app.training.publish import payloads, switch_live, write_version
+from app.training.publish_profiles import publish_profiles
 
 log = get_logger(__name__)
 
@@ -109,6 +110,10 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
             "items": len(catalog),
         }
         await write_version(ctx.cache, version, payloads(out, catalog, inter), info)
+        out.timings["publish_lists"] = round(time.perf_counter() - tick, 3)
+        tick_profiles = time.perf_counter()
+        fields["metrics"].update(await publish_profiles(ctx, version, catalog, inter, out))
+        out.timings["profiles_and_ads"] = round(time.perf_counter() - tick_profiles, 3)
         carried = await carry_over_realtime(ctx.cache, version, since=snapshot_at)
         await switch_live(ctx.cache, version)
         # Those users get recomputed against the new model too.

@@ -29,7 +29,8 @@ from app.training.dataset import Catalog, Interactions
 PENDING_TTL = 3600  # an unfinished version disappears after an hour
 RETIRED_TTL = 300  # readers get five minutes to move off a superseded version
 CHUNK = 1000
-PARTS = ("recs", "sim", "pop", "meta", "seen", "info")
+# prof..aud: profiles, segments and ad scores (app/training/publish_profiles.py).
+PARTS = ("recs", "sim", "pop", "meta", "seen", "info", "prof", "pmeta", "ads", "adm", "aud")
 LIVE_KEY = key("live")
 
 

@@ -1,0 +1,1 @@
+"""Ad targeting: per-shopper campaign scores, audiences and budget allocation."""

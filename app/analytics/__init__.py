@@ -1,0 +1,1 @@
+"""Feedback loop: served lists, attribution, recommendation and campaign analytics."""

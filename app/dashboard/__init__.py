@@ -1,0 +1,1 @@
+"""The operator dashboard: a server-rendered page over the /v1/ops/status facts."""

@@ -1,0 +1,1 @@
+"""A/B experiments: deterministic assignment, results with statistics."""

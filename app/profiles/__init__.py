@@ -1,0 +1,1 @@
+"""Shopper profiles, predictions and segments (served from the live version)."""

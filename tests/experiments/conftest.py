@@ -1,0 +1,3 @@
+from tests.experiments.feedback import catalog, feedback, feedback_app
+
+__all__ = ["catalog", "feedback", "feedback_app"]
