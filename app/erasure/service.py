@@ -112,17 +112,26 @@ def _without_user(blob: bytes, user_id: str) -> bytes | None:
     return orjson.dumps(value) if changed else None
 
 
+async def _trim_lists(client: Any, names: list[str], user_id: str) -> int:
+    """Cut the user out of audience values, one field at a time (each can be large)."""
+    rewritten = 0
+    for name in names:
+        for field in await client.hkeys(name):
+            blob = await client.hget(name, field)
+            trimmed = _without_user(blob, user_id) if blob is not None else None
+            if trimmed is not None:
+                # HSET keeps the key's TTL, so a pending version still expires.
+                await client.hset(name, field, trimmed)
+                rewritten += 1
+    return rewritten
+
+
 async def sweep_cache(ctx: AppContext, user_id: str) -> int:
     """Remove every cache entry naming the user; returns how many were removed."""
 
     async def op(client: Any) -> int:
         names = [name async for name in client.scan_iter(match=f"{VERSION_PREFIX}*", count=1000)]
         versions = sorted(_versions(names))
-        lists = [f"{VERSION_PREFIX}{v}:{part}" for v in versions for part in USER_LIST_PARTS]
-        async with client.pipeline(transaction=False) as pipe:
-            for name in lists:
-                pipe.hgetall(name)
-            contents = await pipe.execute() if lists else []
         async with client.pipeline(transaction=False) as pipe:
             for version in versions:
                 for part in USER_HASH_PARTS:
@@ -131,20 +140,10 @@ async def sweep_cache(ctx: AppContext, user_id: str) -> int:
                     pipe.delete(f"{VERSION_PREFIX}{version}:{part}:{user_id}")
             for name in USER_ZSETS:
                 pipe.zrem(name, user_id)
-            rewritten = 0
-            for name, content in zip(lists, contents, strict=True):
-                changed = {}
-                for field, blob in content.items():
-                    trimmed = _without_user(blob, user_id)
-                    if trimmed is not None:
-                        changed[field] = trimmed
-                if changed:
-                    # HSET keeps the key's TTL, so a pending version still expires.
-                    pipe.hset(name, mapping=changed)
-                    rewritten += len(changed)
-            results = await pipe.execute()
-        # HDEL, DEL and ZREM answer how many they removed; HSET of existing fields answers 0.
-        return sum(int(n) for n in results) + rewritten
+            # HDEL, DEL and ZREM answer how many they removed.
+            removed = sum(int(n) for n in await pipe.execute())
+        lists = [f"{VERSION_PREFIX}{v}:{part}" for v in versions for part in USER_LIST_PARTS]
+        return removed + await _trim_lists(client, lists, user_id)
 
     return await ctx.cache.run(op)
 

@@ -20,6 +20,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CALL_SECONDS = 30.0
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -46,14 +47,16 @@ class Page:
         self._ids = itertools.count(1)
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """One DevTools command and its answer (a hung browser fails the test, not the run)."""
         ident = next(self._ids)
         await self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:  # events arrive in between; only our answer counts
-            message = json.loads(await self.ws.recv())
-            if message.get("id") == ident:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return dict(message.get("result", {}))
+        async with asyncio.timeout(CALL_SECONDS):
+            while True:  # events arrive in between; only our answer counts
+                message = json.loads(await self.ws.recv())
+                if message.get("id") == ident:
+                    if "error" in message:
+                        raise RuntimeError(f"{method}: {message['error']}")
+                    return dict(message.get("result", {}))
 
     async def evaluate(self, expression: str) -> Any:
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
