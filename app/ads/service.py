@@ -39,20 +39,29 @@ def _split(view: ProfileView, asked: list[str]) -> tuple[list[CampaignMeta], lis
 
 
 def _scores(row: np.ndarray, campaigns: list[CampaignMeta]) -> list[dict[str, Any]]:
-    """Score dicts sorted by expected value (ties: higher p_click first)."""
-    out: list[dict[str, Any]] = []
-    for meta in campaigns:
-        p_click = float(row[0, meta.column])
-        p_convert = float(row[1, meta.column])
-        value = p_click * meta.bid if meta.bid else p_convert * meta.conversion_value
-        out.append({
-            "campaign_id": meta.campaign_id,
-            "p_click": round(p_click, 6),
-            "p_convert": round(p_convert, 6),
-            "expected_value": round(value, 6),
-        })  # fmt: skip
-    out.sort(key=lambda s: (-s["expected_value"], -s["p_click"], s["campaign_id"]))
-    return out
+    """Score dicts, best expected value first (ties: higher p_click, then the asked order).
+
+    Vectorised: this runs on the ad server's auction path for up to 100 campaigns.
+    """
+    if not campaigns:
+        return []
+    cols = np.fromiter((m.column for m in campaigns), np.int64, len(campaigns))
+    bids = np.fromiter((m.bid or 0.0 for m in campaigns), np.float64, len(campaigns))
+    values = np.fromiter((m.conversion_value for m in campaigns), np.float64, len(campaigns))
+    p_click = row[0, cols].astype(np.float64)
+    p_convert = row[1, cols].astype(np.float64)
+    expected = np.where(bids > 0, p_click * bids, p_convert * values)
+    order = np.lexsort((-p_click, -expected)).tolist()
+    pc, pv, ev = (np.round(a, 6).tolist() for a in (p_click, p_convert, expected))
+    return [
+        {
+            "campaign_id": campaigns[i].campaign_id,
+            "p_click": pc[i],
+            "p_convert": pv[i],
+            "expected_value": ev[i],
+        }
+        for i in order
+    ]
 
 
 def _row(view: ProfileView, blob: bytes | None) -> tuple[np.ndarray, str]:

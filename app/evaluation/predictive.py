@@ -101,9 +101,10 @@ def regression_rows(
 
 
 def _profile_sections(data: Any, catalog: Catalog, inter: Interactions, settings: Any) -> dict:
+    from app.training.attributes import AttributeEncoder
     from app.training.linear import train_churn, train_spend
     from app.training.preprocess import PreprocessConfig, clean
-    from app.training.profiles import AttributeEncoder, ProfileConfig, activity, features_at
+    from app.training.profiles import ProfileConfig, activity, features_at
 
     cfg = ProfileConfig()
     pre = PreprocessConfig(settings.event_weights, settings.decay_half_life_days)

@@ -141,8 +141,8 @@ class CFScorer:
         # Dense (items x campaigns): a BLAS product beats a sparse one for score blocks.
         self.mean_dense = self.mean.toarray()
         self.scale = 1.0
-        sample = np.flatnonzero(to_model_user >= 0)[:5000]
-        spread = float(np.std(self._raw(sample))) if len(sample) else 0.0
+        sample = self._raw(np.flatnonzero(to_model_user >= 0)[:5000])
+        spread = float(np.std(sample)) if sample.size else 0.0
         self.scale = spread if spread > 1e-9 else 1.0
 
     def _item_scores(self, rows: np.ndarray) -> np.ndarray | None:

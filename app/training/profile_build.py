@@ -15,6 +15,7 @@ import numpy as np
 from app.config import Settings
 from app.training.ad_features import CFScorer
 from app.training.ads import AdModel, train_ads
+from app.training.attributes import AttributeEncoder
 from app.training.dataset import Catalog, Interactions
 from app.training.linear import FittedModel, top_factors, train_churn, train_spend
 from app.training.preprocess import PreprocessConfig, clean, confidence_matrix, event_weights
@@ -22,7 +23,6 @@ from app.training.profile_data import Campaigns, ProfileData
 from app.training.profiles import (
     DAY,
     Activity,
-    AttributeEncoder,
     FeatureTable,
     ProfileConfig,
     activity,

@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), server_default=sa.func.now(), nullable=False),
     )
     # Segment pages walk user ids in order from a cursor: one index range scan per page.
-    op.create_index(
-        "ix_user_profiles_segment_user_id", "user_profiles", ["segment", "user_id"]
-    )
+    op.create_index("ix_user_profiles_segment_user_id", "user_profiles", ["segment", "user_id"])
 
 
 def downgrade() -> None:

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from app.ads.allocation import Curve, allocate, returns
-from app.training.ads import (
-    CLICK_WINDOW,
-    MIN_PRIOR_IMPRESSIONS,
-    PRIOR_STRENGTH,
-    attribute,
-    smooth_ctr,
-)
+from app.training.ad_attribution import CLICK_WINDOW, attribute
+from app.training.ads import MIN_PRIOR_IMPRESSIONS, PRIOR_STRENGTH, smooth_ctr
 from app.training.profile_data import AD_CODE, AdLog, Campaigns
 
 IMP, CLICK, CONV = AD_CODE["ad_impression"], AD_CODE["ad_click"], AD_CODE["ad_conversion"]

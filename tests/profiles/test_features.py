@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.training.attributes import AttributeEncoder
 from app.training.linear import top_factors, train_churn, train_spend
 from app.training.profiles import (
     DAY,
     PURCHASE,
     TYPE_CODE,
     Activity,
-    AttributeEncoder,
     ProfileConfig,
     features_at,
 )
