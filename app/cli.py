@@ -59,10 +59,17 @@ def worker(
             help="also run the real-time loop (it needs the model this worker builds)",
         ),
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve the worker's counters for Prometheus here (WORKER_METRICS_PORT)"),
+    ] = None,
 ) -> None:
     """Run the background worker: scheduled and on-demand rebuilds plus real-time updates."""
     from app.worker import main as worker_main
 
+    if metrics_port is not None:
+        os.environ["WORKER_METRICS_PORT"] = str(metrics_port)
+        get_settings.cache_clear()
     asyncio.run(worker_main(once=once, realtime=realtime))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -12,7 +13,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -107,6 +110,25 @@ def _registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
         return registry
     return DEFAULT_REGISTRY
+
+
+class WorkerRegistry:
+    """What a worker process exports: its counters (rebuilds, real-time updates...) and the
+    process and Python collectors. The service gauges (model age, queue lag...) are left to the
+    API's /metrics, which reads them from shared state at scrape time; a worker's own copies
+    were never set and would only shadow them."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in _registry().collect():
+            if family.type == "counter" or not family.name.startswith("brandlift_"):
+                yield family
+
+
+def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> Any:
+    """Serve the worker's figures on http://addr:port/metrics (a daemon thread); returns the
+    server, whose shutdown() stops it."""
+    server, _thread = start_http_server(port, addr=addr, registry=WorkerRegistry())
+    return server
 
 
 def render_metrics() -> tuple[bytes, str]:

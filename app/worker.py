@@ -11,6 +11,7 @@ from app.cache import CacheUnavailable, key
 from app.config import get_settings
 from app.context import AppContext
 from app.logging import configure_logging, get_logger
+from app.metrics import serve_worker_metrics
 from app.realtime.loop import realtime_loop
 from app.registry import service as registry
 from app.training.pipeline import rebuild
@@ -86,6 +87,9 @@ async def main(*, once: bool = False, realtime: bool = True) -> None:
     if not realtime:
         settings = settings.model_copy(update={"realtime_enabled": False})
     configure_logging(settings.log_level, settings.log_json)
+    if settings.worker_metrics_port and not once:
+        serve_worker_metrics(settings.worker_metrics_port)
+        log.info("worker metrics served", port=settings.worker_metrics_port)
     # Bulk publishes need more patience than a request does.
     ctx = AppContext.create(settings, cache_timeout=10.0)
     try:

@@ -1,13 +1,20 @@
 """Forget one shopper: every database row and every cache entry that names them.
 
-Rows: every table with a `user_id` column (events, users, dirty_users, profiles and whatever
-later features add), in one transaction. Cache: the fields named after the user in each
-version's user-keyed hashes (lists, never-again items, profiles, ad scores; live, retired and
-still-pending versions alike), their entries in campaign audiences, per-user keys, and the
-real-time queue. A rebuild or a real-time batch that read the user's events before
-the erasure could publish them again afterwards, so a follow-up sweep runs once such work is
-over. The next rebuild reads no event of theirs (the worker's in-memory event log notices the
-deleted rows and reloads), so they do not come back.
+Rows: every table with a `user_id` column (events, users, dirty_users, profiles and
+predictions, served lists, experiment assignments and whatever later features add), in one
+transaction. Cache: the fields named after the user in each version's user-keyed hashes (lists,
+never-again items, profiles, ad scores; live, retired and still-pending versions alike), their
+entries in campaign audiences, per-user keys, the real-time queue, and the served lists waiting
+in this process's buffer and the cache's queue for the analytics pass (which would otherwise
+write them back into `served_lists`).
+
+A rebuild or a real-time batch that read the user's events before the erasure could publish
+them again afterwards (cache entries, and `user_profiles` rows), and another API process may
+flush a served list naming them a moment later, so a follow-up sweep runs once such work is
+over: the cache again, and the rows derived from their data (every user table but `events` and
+`users`, which only new activity of the shopper can fill again). The next rebuild reads no
+event of theirs (the worker's in-memory event log notices the deleted rows and reloads), so
+they do not come back.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import inspect, select, text
 
+from app.analytics import served
 from app.cache import KEY_PREFIX, CacheUnavailable
 from app.context import AppContext
 from app.logging import get_logger
@@ -46,6 +54,9 @@ FOLLOW_UP_DELAY = 2.0  # longer than a real-time batch takes to publish
 FOLLOW_UP_POLL = 2.0
 FOLLOW_UP_LIMIT = 3600.0  # rebuilds never run this long; a run stuck as `training` is dead
 VERSION_PREFIX = f"{KEY_PREFIX}v:"
+# Tables only the shopper's own new activity writes to; every other user table holds data
+# derived from their history, which a racing rebuild or analytics pass could write back.
+ACTIVITY_TABLES = frozenset({"events", "users"})
 
 
 def user_hash(ctx: AppContext, user_id: str) -> str:
@@ -72,11 +83,16 @@ async def user_tables(ctx: AppContext) -> list[str]:
     return list(cached)
 
 
-async def delete_rows(ctx: AppContext, user_id: str) -> dict[str, int]:
-    """Delete the user's rows from every table that has them, in one transaction."""
+async def delete_rows(
+    ctx: AppContext, user_id: str, *, derived_only: bool = False
+) -> dict[str, int]:
+    """Delete the user's rows from every table that has them (with `derived_only`, from the
+    tables other than ACTIVITY_TABLES), in one transaction."""
     deleted: dict[str, int] = {}
     async with ctx.sessions() as session:
         for table in await user_tables(ctx):
+            if derived_only and table in ACTIVITY_TABLES:
+                continue
             # Table names come from the schema itself, never from the request.
             result = await session.execute(
                 text(f'DELETE FROM "{table}" WHERE user_id = :user'), {"user": user_id}
@@ -145,7 +161,9 @@ async def sweep_cache(ctx: AppContext, user_id: str) -> int:
         lists = [f"{VERSION_PREFIX}{v}:{part}" for v in versions for part in USER_LIST_PARTS]
         return removed + await _trim_lists(client, lists, user_id)
 
-    return await ctx.cache.run(op)
+    removed = await ctx.cache.run(op)
+    # Served lists not yet in the database (this process's buffer, the cache's queue).
+    return removed + await served.forget(ctx, user_id)
 
 
 async def _rebuilds_started_before(ctx: AppContext, moment: float) -> bool:
@@ -169,6 +187,8 @@ async def follow_up(ctx: AppContext, user_id: str, erased_at: float) -> int:
     while True:
         try:
             removed += await sweep_cache(ctx, user_id)
+            rows = await delete_rows(ctx, user_id, derived_only=True)
+            removed += sum(rows.values())
             if not await _rebuilds_started_before(ctx, erased_at):
                 break
         except Exception as exc:  # the cache or the database is down: try again shortly
@@ -178,7 +198,11 @@ async def follow_up(ctx: AppContext, user_id: str, erased_at: float) -> int:
             break
         await asyncio.sleep(FOLLOW_UP_POLL)
     if removed:
-        log.info("erasure follow-up removed entries", user=user_hash(ctx, user_id), removed=removed)
+        log.info(
+            "erasure follow-up removed entries and rows",
+            user=user_hash(ctx, user_id),
+            removed=removed,
+        )
     return removed
 
 

@@ -1,4 +1,8 @@
-"""Run one import: read, map, validate, store in batches, reject what cannot be stored."""
+"""Run one import: read, map, validate, store in batches, reject what cannot be stored.
+
+Writes go through COPY on Postgres: events with the API's own COPY path (store_events),
+catalog rows through a staging table (app/importer/copy.py); SQLite uses the API's statements.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +29,12 @@ from app.catalog.service import upsert
 from app.config import Settings
 from app.context import AppContext
 from app.events.service import store_events
+from app.importer.copy import copy_upsert
 from app.importer.mapping import MODELS, Options, Rejected, normalise
 from app.importer.readers import Source
 from app.models import Campaign, Item, User
 from app.problems import field_name
-from app.recommendations.availability import apply_availability
+from app.recommendations.availability import apply_availability, note_items
 
 TABLES: dict[str, tuple[Any, str]] = {
     "items": (Item, "item_id"),
@@ -118,11 +123,16 @@ async def _store(ctx: AppContext, kind: str, batch: list[BaseModel]) -> tuple[in
             stored, _ = await store_events(session, batch)  # type: ignore[arg-type]
             return stored, len(batch) - stored
         model, key = TABLES[kind]
-        upserted = await upsert(session, model, key, batch)
+        if session.get_bind().dialect.name == "postgresql":
+            upserted = await copy_upsert(session, model, key, batch)
+        else:
+            upserted = await upsert(session, model, key, batch)
     if kind == "items":
-        # Sold-out items leave every served list at once, as with POST /v1/items.
+        # As with POST /v1/items: sold-out items leave every served list at once, and new
+        # items get content neighbours from the real-time loop.
         changes = {r.item_id: r.available for r in batch if r.available is not None}  # type: ignore[attr-defined]
         await apply_availability(ctx, changes)
+        await note_items(ctx, [r.item_id for r in batch])  # type: ignore[attr-defined]
     return upserted, 0
 
 

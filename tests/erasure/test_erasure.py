@@ -16,8 +16,10 @@ import structlog.testing
 from fastapi import FastAPI
 from sqlalchemy import String, Text, inspect, text
 
+from app.analytics.served import drain, served_log
 from app.context import AppContext
 from app.erasure import service as erasure
+from app.models import ExperimentUser, UserProfile
 from app.registry import service as registry
 from app.training.pipeline import rebuild
 from app.training.publish import PENDING_TTL, live_version, version_key
@@ -123,6 +125,32 @@ def shopper_events(user: str, live_world: LiveWorld) -> list[dict[str, Any]]:
     return events
 
 
+async def serve_lists(client: httpx.AsyncClient, ctx: AppContext, user: str) -> None:
+    """Two served lists naming the user: one drained into `served_lists` by the analytics pass,
+    one still waiting in the cache's queue."""
+    for drained in (True, False):
+        resp = await client.get(f"/v1/users/{user}/recommendations", headers=READ)
+        assert resp.status_code == 200, resp.text
+        assert await served_log(ctx).flush(ctx) >= 1
+        if drained:
+            assert await drain(ctx, {}) >= 1
+
+
+async def assign_to_experiment(ctx: AppContext, user: str) -> None:
+    """An experiment assignment, as the analytics pass records a first exposure."""
+    async with ctx.sessions() as session:
+        session.add(
+            ExperimentUser(
+                experiment=unique("exp"),
+                user_id=user,
+                variant="treatment",
+                first_seen_at=datetime.now(UTC),
+                lists=1,
+            )
+        )
+        await session.commit()
+
+
 @pytest.fixture(autouse=True)
 def quick_follow_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(erasure, "FOLLOW_UP_DELAY", 0.05)
@@ -159,10 +187,17 @@ async def test_erased_user_is_gone_everywhere_also_after_a_rebuild(
         lambda r: r.hset(version_key(pending, "recs"), user, b'{"s":"cold-start","i":[]}')
     )
     await ctx.cache.run(lambda r: r.expire(version_key(pending, "recs"), PENDING_TTL))
+    await serve_lists(client, ctx, user)
+    await assign_to_experiment(ctx, user)
+    before = await client.get(f"/v1/users/{user}/profile", headers=READ)
+    assert before.status_code == 200, before.text
 
-    assert await rows_naming(ctx, user), "the plant did not reach the database"
+    planted = await rows_naming(ctx, user)
+    wanted = {"events", "users", "user_profiles", "served_lists", "experiment_users"}
+    assert wanted <= set(planted), planted
     named = await cache_entries_naming(ctx, user)
-    assert any(":recs" in n for n in named) and any("bl:rt:dirty" in n for n in named), named
+    for part in (":recs", ":prof", "bl:rt:dirty", "bl:analytics:served"):
+        assert any(part in n for n in named), (part, named)
 
     resp = await client.delete(f"/v1/users/{user}", headers=ADMIN)
     assert resp.status_code == 202, resp.text
@@ -170,7 +205,8 @@ async def test_erased_user_is_gone_everywhere_also_after_a_rebuild(
     assert user not in resp.text and body["user_hash"] == erasure.user_hash(ctx, user)
     assert body["deleted_rows"]["events"] == 2 * len(shopper_events(user, live_world))
     assert body["deleted_rows"]["users"] == 1 and body["cache"] == "done"
-    assert body["cache_entries"] >= 3
+    assert body["cache_entries"] >= 4
+    assert {"user_profiles", "served_lists", "experiment_users"} <= set(body["deleted_rows"])
 
     assert await rows_naming(ctx, user) == {}
     assert await cache_entries_naming(ctx, user) == []
@@ -199,12 +235,23 @@ async def test_a_publish_racing_the_erasure_is_swept_up(
     racing = await registry.start_run(ctx.sessions, "als", "test")
     resp = await client.delete(f"/v1/users/{user}", headers=ADMIN)
     assert resp.status_code == 202
-    # ...and publishes the user afterwards, under its pending version.
+    # ...and publishes the user afterwards, under its pending version, with their profile row;
     name = version_key(racing, "recs")
     await ctx.cache.run(lambda r: r.hset(name, user, b'{"s":"personalised","i":[]}'))
     await ctx.cache.run(lambda r: r.expire(name, PENDING_TTL))
+    async with ctx.sessions() as session:
+        session.add(UserProfile(user_id=user, segment="browser", version=racing))
+        await session.commit()
+    # another API process flushes a list it served the user just before the erasure, and
+    # the analytics pass records their experiment exposure.
+    resp = await client.get(f"/v1/users/{user}/recommendations", headers=READ)
+    assert resp.status_code == 200
+    await served_log(ctx).flush(ctx)
+    await assign_to_experiment(ctx, user)
+    assert set(await rows_naming(ctx, user)) >= {"user_profiles", "experiment_users"}
     await registry.finish_run(ctx.sessions, racing, "failed", detail="test: racing publish")
     await erasure.wait_follow_ups(ctx)
+    assert await rows_naming(ctx, user) == {}
     assert await cache_entries_naming(ctx, user) == []
     await ctx.cache.run(lambda r: r.delete(name))
 
