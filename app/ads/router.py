@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
@@ -23,7 +24,7 @@ from app.ads.schemas import (
 from app.batch import read_body_limited
 from app.context import AppContext
 from app.deps import ContextDep, ReadKey, api_key_header, authorize
-from app.experiments.assignment import assignment_for
+from app.experiments.assignment import HOLDOUT, assignment_for
 from app.models import ID_LENGTH
 from app.problems import Problem, validation_errors
 from app.recommendations.router import only_params
@@ -34,12 +35,19 @@ MAX_BODY = 1024 * 1024
 AUDIENCE_MAX = 10_000
 
 
-async def tag_experiment(ctx: AppContext, body: dict[str, Any], user_id: str) -> None:
-    """While an experiment runs on the "ads" surface, name it and the shopper's variant (an
-    in-memory hash, no I/O); the ad server applies the variant's params."""
+async def tag_experiment(
+    ctx: AppContext, body: dict[str, Any], user_id: str, asked: list[str]
+) -> None:
+    """Give the answer a `request_id` and, while an experiment runs on the "ads" surface,
+    name it and the shopper's variant (an in-memory hash, no I/O); the ad server applies the
+    variant's params. The holdout gets the non-personalised baseline: campaign priors."""
     assignment = await assignment_for(ctx, "ads", user_id)
+    body["request_id"] = uuid.uuid4().hex
     body["experiment"] = assignment.experiment if assignment else None
     body["variant"] = assignment.variant if assignment else None
+    if assignment is not None and assignment.variant == HOLDOUT:
+        body["strategy"] = "baseline"
+        body["scores"] = service.baseline_scores(ctx, asked)
 
 
 def _bad(field: str, message: str) -> Problem:
@@ -109,7 +117,7 @@ async def serve_scores(request: Request) -> Response:
     authorize(ctx, request, request.headers.get("x-api-key"), "read")
     user_id, campaigns = score_query(request.scope.get("query_string", b""))
     body = await service.user_scores(ctx, user_id, campaigns)
-    await tag_experiment(ctx, body, user_id)
+    await tag_experiment(ctx, body, user_id, campaigns)
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -166,9 +174,10 @@ def _parse_bulk(raw: bytes) -> BulkScoresIn:
 async def bulk_ad_scores(request: Request, ctx: ContextDep, _key: ReadKey) -> Response:
     """Scores for up to 1000 shoppers x 100 campaigns in one call (one cache round trip)."""
     query = _parse_bulk(await read_body_limited(request, MAX_BODY))
-    body = await service.bulk_scores(ctx, query.user_ids, _ids(query.campaign_ids, "campaign_ids"))
+    asked = _ids(query.campaign_ids, "campaign_ids")
+    body = await service.bulk_scores(ctx, query.user_ids, asked)
     for result in body["results"]:
-        await tag_experiment(ctx, result, result["user_id"])
+        await tag_experiment(ctx, result, result["user_id"], asked)
     return Response(orjson.dumps(body), media_type="application/json")
 
 

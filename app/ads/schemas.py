@@ -11,7 +11,7 @@ from app.models import ID_LENGTH
 MAX_BULK_USERS = 1000
 MAX_CAMPAIGNS = 100
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH)]
-Strategy = Literal["personalised", "cold-start", "fallback"]
+Strategy = Literal["personalised", "cold-start", "fallback", "baseline"]
 
 
 class CampaignScore(BaseModel):
@@ -29,10 +29,18 @@ class AdScores(BaseModel):
     model_version: int | None
     strategy: Strategy = Field(
         description="personalised: the shopper's published scores; cold-start: a shopper "
-        "with no history, scored from campaign priors; fallback: the cache is unreachable"
+        "with no history, scored from campaign priors; fallback: the cache is unreachable; "
+        "baseline: campaign priors for an experiment's holdout group"
     )
     scores: list[CampaignScore] = Field(description="best expected value first")
     unknown: list[str] = Field(description="asked campaigns the live model has no scores for")
+    request_id: str = Field(description="send it back in ad event context")
+    experiment: str | None = Field(
+        default=None, description="the experiment running on the ads surface, if any"
+    )
+    variant: str | None = Field(
+        default=None, description="the shopper's group in it (apply its params)"
+    )
 
 
 class BulkScoresIn(BaseModel):
@@ -46,6 +54,9 @@ class UserScores(BaseModel):
     user_id: str
     strategy: Strategy
     scores: list[CampaignScore]
+    request_id: str
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class BulkScores(BaseModel):

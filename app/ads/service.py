@@ -95,6 +95,12 @@ async def user_scores(ctx: AppContext, user_id: str, asked: list[str]) -> dict[s
     }
 
 
+def baseline_scores(ctx: AppContext, asked: list[str]) -> list[dict[str, Any]]:
+    """The non-personalised scores (campaign priors) of an experiment's holdout group."""
+    view = get_profile_view(ctx)
+    return _scores(view.cold_ads, _split(view, asked)[0])
+
+
 async def bulk_scores(ctx: AppContext, user_ids: list[str], asked: list[str]) -> dict[str, Any]:
     """Many shoppers at once: one HMGET for all of them."""
     view = get_profile_view(ctx)

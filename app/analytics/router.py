@@ -70,7 +70,7 @@ async def recommendations(
 @router.get(
     "/campaigns",
     response_model=CampaignAnalytics,
-    dependencies=[only_params("from", "to", "campaign_id")],
+    dependencies=[only_params("from", "to", "campaign_id", "group_by")],
 )
 async def campaigns(
     ctx: ContextDep,
@@ -80,6 +80,9 @@ async def campaigns(
     campaign_id: Annotated[
         list[str] | None, Query(description="only these campaigns (repeat the parameter)")
     ] = None,
+    group_by: Annotated[
+        Literal["campaign", "brand"], Query(description="one row per campaign or per brand")
+    ] = "campaign",
 ) -> Any:
     """Ad impressions, clicks, CTR, conversions and, where the bid is known, spend and return;
     counted per hour (the window is widened to whole hours)."""
@@ -93,5 +96,7 @@ async def campaigns(
     done = await service.catch_up(ctx, budget=service.request_budget(ctx))
     async with ctx.sessions() as session:
         report = await service.campaigns_report(session, start, end, campaign_id or [])
+    if group_by == "brand":
+        report = service.by_brand(report)
     report["up_to_date"] = done["up_to_date"]
     return report

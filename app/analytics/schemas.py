@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,10 +53,33 @@ class CampaignStats(BaseModel):
     conversions_per_spend: float | None
 
 
+class BrandStats(BaseModel):
+    brand: str | None = Field(description="null: campaigns without a brand, or unknown ones")
+    campaigns: int
+    campaigns_with_bid: int = Field(description="campaigns whose spend and return are counted")
+    impressions: int
+    clicks: int
+    ctr: float | None
+    conversions: int
+    conversion_rate: float | None = Field(description="conversions / clicks")
+    revenue: float
+    spend: float | None = Field(description="summed over the campaigns with a known bid")
+    return_on_spend: float | None = Field(
+        description="revenue of the campaigns with a known bid / their spend"
+    )
+    conversions_per_spend: float | None
+
+
 class CampaignAnalytics(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     from_: datetime = Field(alias="from")
     to: datetime
-    campaigns: list[CampaignStats]
+    group_by: Literal["campaign", "brand"] = "campaign"
+    campaigns: list[CampaignStats] | None = Field(
+        default=None, description="group_by=campaign: one row per campaign"
+    )
+    brands: list[BrandStats] | None = Field(
+        default=None, description="group_by=brand: the campaigns summed per brand"
+    )
     up_to_date: bool = Field(description="false: the worker is still folding older feedback")

@@ -191,7 +191,50 @@ async def campaigns_report(
         .outerjoin(Campaign, Campaign.campaign_id == counts.c.campaign_id)
         .order_by(counts.c.campaign_id)
     )
-    return {"from": lo, "to": hi, "campaigns": [_campaign(r) for r in await session.execute(stmt)]}
+    rows = [_campaign(r) for r in await session.execute(stmt)]
+    return {"from": lo, "to": hi, "group_by": "campaign", "campaigns": rows}
+
+
+def by_brand(report: dict[str, Any]) -> dict[str, Any]:
+    """The campaign report summed per brand; spend and return over the campaigns whose bid is
+    known (`campaigns_with_bid` of `campaigns`)."""
+    brands: dict[str | None, dict[str, Any]] = {}
+    for c in report["campaigns"]:
+        b = brands.setdefault(
+            c["brand"],
+            {"brand": c["brand"], "campaigns": 0, "campaigns_with_bid": 0, "impressions": 0,
+             "clicks": 0, "conversions": 0, "revenue": 0.0, "spend": 0.0, "bid_revenue": 0.0,
+             "bid_conversions": 0},
+        )  # fmt: skip
+        b["campaigns"] += 1
+        for k in ("impressions", "clicks", "conversions", "revenue"):
+            b[k] += c[k]
+        if c["spend"] is not None:
+            b["campaigns_with_bid"] += 1
+            b["spend"] += c["spend"]
+            b["bid_revenue"] += c["revenue"]
+            b["bid_conversions"] += c["conversions"]
+    rows = []
+    for b in sorted(brands.values(), key=lambda b: (b["brand"] is None, b["brand"] or "")):
+        impressions, clicks, spend = b["impressions"], b["clicks"], b["spend"]
+        known = b["campaigns_with_bid"] > 0
+        rows.append(
+            {
+                "brand": b["brand"],
+                "campaigns": b["campaigns"],
+                "campaigns_with_bid": b["campaigns_with_bid"],
+                "impressions": impressions,
+                "clicks": clicks,
+                "ctr": round(clicks / impressions, 6) if impressions else None,
+                "conversions": b["conversions"],
+                "conversion_rate": round(b["conversions"] / clicks, 6) if clicks else None,
+                "revenue": round(b["revenue"], 2),
+                "spend": round(spend, 2) if known else None,
+                "return_on_spend": round(b["bid_revenue"] / spend, 4) if spend else None,
+                "conversions_per_spend": round(b["bid_conversions"] / spend, 6) if spend else None,
+            }
+        )
+    return {"from": report["from"], "to": report["to"], "group_by": "brand", "brands": rows}
 
 
 def _campaign(row: Any) -> dict[str, Any]:

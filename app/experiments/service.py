@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +122,8 @@ async def stop(ctx: AppContext, name: str) -> dict[str, Any]:
 async def arms(session: AsyncSession, spec: Spec) -> list[stats.Arm]:
     """Per-group totals from experiment_users: variants in order (control first), holdout last."""
     revenue = ExperimentUser.revenue
+    # As floats: the squares of a heavy user's int4 counts may not fit an int4.
+    imp, clk = cast(ExperimentUser.impressions, Float), cast(ExperimentUser.clicks, Float)
     stmt = (
         select(
             ExperimentUser.variant,
@@ -131,6 +133,9 @@ async def arms(session: AsyncSession, spec: Spec) -> list[stats.Arm]:
             func.sum(case((ExperimentUser.conversions > 0, 1), else_=0)),
             func.sum(revenue),
             func.sum(revenue * revenue),
+            func.sum(imp * imp),
+            func.sum(clk * clk),
+            func.sum(imp * clk),
         )
         .where(ExperimentUser.experiment == spec.name)
         .group_by(ExperimentUser.variant)
@@ -144,6 +149,9 @@ async def arms(session: AsyncSession, spec: Spec) -> list[stats.Arm]:
             converters=int(row[4] or 0),
             revenue=float(row[5] or 0.0),
             revenue_sq=float(row[6] or 0.0),
+            impressions_sq=float(row[7] or 0.0),
+            clicks_sq=float(row[8] or 0.0),
+            impressions_clicks=float(row[9] or 0.0),
         )
         for row in await session.execute(stmt)
     }

@@ -2,8 +2,11 @@
 
 Units and tests:
 - CTR = clicks / impressions, compared with a pooled two-proportion z-test; its 95% interval
-  is Wilson's. Impressions of one user are not independent, so with heavy users the test is
-  optimistic; the user-level metrics below are the robust ones.
+  is Wilson's. Impressions of one user are not independent (some shoppers click much more
+  than others, and heavy users see many lists), so each group's variance is clustered by
+  user: the delta-method variance of the ratio, from the per-user sums of squares, gives a
+  design effect (at least 1) and the test and interval use impressions / design effect as the
+  sample size. With one impression per user this is the plain binomial test.
 - conversion rate = users with an attributed purchase / users, same z-test and interval.
 - revenue per user = attributed revenue / users (non-buyers count as 0), compared with Welch's
   t-test on the per-user totals (from their sum and sum of squares); t interval on the mean.
@@ -38,31 +41,63 @@ class Arm:
     converters: int = 0
     revenue: float = 0.0
     revenue_sq: float = 0.0
+    # Per-user sums of impressions^2, clicks^2 and impressions x clicks (None: unknown, the
+    # impressions are then taken as independent).
+    impressions_sq: float | None = None
+    clicks_sq: float | None = None
+    impressions_clicks: float | None = None
+
+
+def design_effect(arm: Arm) -> float:
+    """Variance of the CTR clustered by user over its binomial variance (at least 1).
+
+    Delta method for the ratio of per-user sums: var(CTR) = n / (n - 1) x sum over users of
+    (clicks - CTR x impressions)^2 / impressions^2.
+    """
+    if arm.impressions_sq is None or arm.clicks_sq is None or arm.impressions_clicks is None:
+        return 1.0
+    n, total = arm.users, arm.impressions
+    if n < 2 or total <= 0:
+        return 1.0
+    r = arm.clicks / total
+    binomial = r * (1 - r) / total
+    if binomial <= 0:
+        return 1.0
+    residual = arm.clicks_sq - 2 * r * arm.impressions_clicks + r * r * arm.impressions_sq
+    clustered = n / (n - 1) * max(0.0, residual) / (total * total)
+    return max(1.0, clustered / binomial)
 
 
 def rate(successes: float, trials: float) -> float:
     return successes / trials if trials else 0.0
 
 
-def wilson_ci(successes: int, trials: int, z: float = _Z) -> tuple[float, float]:
-    """Wilson score interval for a proportion; (0, 1) without data."""
+def wilson_ci(
+    successes: float, trials: float, z: float = _Z, deff: float = 1.0
+) -> tuple[float, float]:
+    """Wilson score interval for a proportion (on trials / deff effective trials); (0, 1)
+    without data."""
     if trials <= 0:
         return (0.0, 1.0)
     p = successes / trials
+    trials = trials / deff
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float | None:
-    """Two-sided p-value of the pooled two-proportion z-test; None without data."""
+def two_proportion_p(
+    x1: int, n1: int, x2: int, n2: int, deff1: float = 1.0, deff2: float = 1.0
+) -> float | None:
+    """Two-sided p-value of the pooled two-proportion z-test (each group's variance scaled by
+    its design effect); None without data."""
     if n1 <= 0 or n2 <= 0:
         return None
     pooled = (x1 + x2) / (n1 + n2)
     if pooled in (0.0, 1.0):
         return 1.0  # both groups all-0 or all-1: no evidence of a difference
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    se = math.sqrt(pooled * (1 - pooled) * (deff1 / n1 + deff2 / n2))
     z = (x2 / n2 - x1 / n1) / se
     return float(2 * sps.norm.sf(abs(z)))
 
@@ -119,7 +154,9 @@ def metric_value(arm: Arm, metric: str) -> float:
 
 def metric_p(a: Arm, b: Arm, metric: str) -> float | None:
     if metric == "ctr":
-        return two_proportion_p(a.clicks, a.impressions, b.clicks, b.impressions)
+        return two_proportion_p(
+            a.clicks, a.impressions, b.clicks, b.impressions, design_effect(a), design_effect(b)
+        )
     if metric == "conversion_rate":
         return two_proportion_p(a.converters, a.users, b.converters, b.users)
     return welch_p(a, b)
@@ -149,7 +186,8 @@ def describe_arm(arm: Arm, control: Arm | None, primary: str) -> dict[str, Any]:
         "impressions": arm.impressions,
         "clicks": arm.clicks,
         "ctr": _r(rate(arm.clicks, arm.impressions)),
-        "ctr_ci": [_r(x) for x in wilson_ci(arm.clicks, arm.impressions)],
+        "ctr_ci": [_r(x) for x in wilson_ci(arm.clicks, arm.impressions, deff=design_effect(arm))],
+        "ctr_design_effect": round(design_effect(arm), 4),
         "conversions": arm.converters,
         "conversion_rate": _r(rate(arm.converters, arm.users)),
         "conversion_rate_ci": [_r(x) for x in wilson_ci(arm.converters, arm.users)],

@@ -72,6 +72,24 @@ async def test_counts_spend_and_return(feedback: httpx.AsyncClient) -> None:
         "/v1/analytics/campaigns", params={**params, "campaign_id": free}, headers=READ
     )
     assert [c["campaign_id"] for c in only.json()["campaigns"]] == [free]
+    brands = await feedback.get(
+        "/v1/analytics/campaigns",
+        params={**params, "campaign_id": [paid, free], "group_by": "brand"},
+        headers=READ,
+    )
+    assert brands.status_code == 200, brands.text
+    assert brands.json()["group_by"] == "brand"
+    per_brand = {b["brand"]: b for b in brands.json()["brands"]}
+    assert set(per_brand) == {"stride", "glow"}
+    s = per_brand["stride"]
+    assert (s["campaigns"], s["impressions"], s["clicks"], s["conversions"]) == (1, 40, 8, 2)
+    assert (s["spend"], s["return_on_spend"]) == (pytest.approx(4.0), pytest.approx(10.5))
+    g = per_brand["glow"]
+    assert (g["impressions"], g["campaigns_with_bid"], g["spend"]) == (10, 0, None)
+    bad = await feedback.get(
+        "/v1/analytics/campaigns", params={**params, "group_by": "colour"}, headers=READ
+    )
+    assert bad.status_code == 422 and "group_by" in bad.text
 
 
 async def test_ads_experiment_counts_ad_events_naming_it(feedback: httpx.AsyncClient) -> None:

@@ -47,21 +47,39 @@ def test_evaluate_writes_a_self_contained_report(tmp_path: Path, fresh_settings:
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     upgrade(url)
     settings = Settings(database_url=url, brandlift_api_keys=API_KEYS, log_json=False)
-    asyncio.run(load_demo(settings, users=300, items=120, days=45, seed=5))
+    # 75 days: enough history for the 30-day spend horizon, so every section is available.
+    asyncio.run(load_demo(settings, users=300, items=120, days=75, seed=5))
     out = tmp_path / "reports" / "report.html"
     env = {"DATABASE_URL": url, "OPENBLAS_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"}
     result = runner.invoke(cli, ["evaluate", "--out", str(out)], env=env)
     assert result.exit_code == 0, result.output
     assert "report written" in result.output
+    # The rich progress bar ends on its last step: "done ━━━ 11/11 0:00:01".
+    assert re.search(r"done\s+━+ (\d+)/\1 ", result.output), result.output
     html = out.read_text()
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
-    assert html.count("<svg") >= 3  # metric per model, recall@k, coverage (+ ROC, calibration)
+    assert html.count("<svg") >= 8  # ranking, recall@k, coverage, 2 ROC, 2 calibration, spend
     rows = _rows(html)
     ndcg = {label: values[1] for label, values in rows.items()}
     assert all(0.0 <= v <= 1.0 for v in ndcg.values())
     assert max(ndcg.values()) > ndcg["Popularity (baseline)"]  # CF beats the baseline here
     for section in ("Spend regression", "Churn classifier", "Ad click propensity"):
         assert section in html
+    assert "Not available" not in html
+    # The plots the issue names: metric per model, coverage, ROC curves, calibration.
+    for title in (
+        "Ranking metrics at 10 per model",
+        "Catalog coverage of top-10 lists",
+        "Recall@k by model",
+        "ROC curve: Churn classifier",
+        "ROC curve: Ad click propensity",
+        "Calibration: Churn classifier",
+        "Calibration: Ad click propensity",
+        "Predicted vs actual: Spend regression",
+    ):
+        assert f"<title>{title}" in html or f'aria-label="{title}' in html, title
+    for metric in ("roc auc", "brier", "log loss", "mse", "mae"):
+        assert metric in html.lower(), metric
     assert "Best by NDCG@10" in html
 
     async def served() -> tuple[int, int, int, str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.experiments import stats
 from app.experiments.assignment import HOLDOUT, Spec
 from tests.conftest import unique
 from tests.experiments.feedback import (
@@ -36,6 +37,7 @@ async def run_traffic(
     rng = random.Random(seed)
     planted: dict[str, Counter[str]] = defaultdict(Counter)
     revenue: dict[str, float] = defaultdict(float)
+    per_user: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (impressions, clicks)
     events: list[dict[str, Any]] = []
     for user in users:
         body = await serve(client, user)
@@ -46,6 +48,7 @@ async def run_traffic(
         planted[variant]["users"] += 1
         rid = body["request_id"]
         assert body["items"], body
+        clicks = 0
         for k, item in enumerate(body["items"]):
             base = {
                 "user_id": user,
@@ -58,6 +61,8 @@ async def run_traffic(
             if rng.random() < ctr[variant]:
                 events.append({**base, "event_id": f"{rid}-clk-{k}", "type": "rec_click"})
                 planted[variant]["clicks"] += 1
+                clicks += 1
+        per_user[variant].append((len(body["items"]), clicks))
         if rng.random() < 0.15:
             item = body["items"][0]["item_id"]
             amount = round(rng.uniform(10, 90), 2)
@@ -74,7 +79,22 @@ async def run_traffic(
             planted[variant]["conversions"] += 1
             revenue[variant] += amount
     await post_events(client, events)
-    return {"counts": planted, "revenue": revenue}
+    return {"counts": planted, "revenue": revenue, "per_user": per_user}
+
+
+def design_effect(rows: list[tuple[int, int]]) -> float:
+    """The CTR design effect of a group from its per-user (impressions, clicks)."""
+    return stats.design_effect(
+        stats.Arm(
+            "x",
+            users=len(rows),
+            impressions=sum(i for i, _ in rows),
+            clicks=sum(c for _, c in rows),
+            impressions_sq=float(sum(i * i for i, _ in rows)),
+            clicks_sq=float(sum(c * c for _, c in rows)),
+            impressions_clicks=float(sum(i * c for i, c in rows)),
+        )
+    )
 
 
 async def test_planted_lift_is_found(feedback: httpx.AsyncClient, catalog: list[str]) -> None:
@@ -111,6 +131,10 @@ async def test_planted_lift_is_found(feedback: httpx.AsyncClient, catalog: list[
         assert v["revenue_per_user"] == pytest.approx(expected_rpu, abs=1e-3)
         lo, hi = v["ctr_ci"]
         assert lo <= v["ctr"] <= hi
+        # The per-user sums of squares behind the clustered CTR variance come out of the
+        # roll-up exactly as planted.
+        expected_deff = design_effect(planted["per_user"][v["name"]])
+        assert v["ctr_design_effect"] == pytest.approx(expected_deff, abs=1e-3)
     control, treatment, holdout = body["variants"]
     assert control["lift"] is None and control["p_value"] is None
     assert treatment["p_value"] < 0.01
@@ -223,3 +247,41 @@ async def test_responses_carry_the_experiment_only_while_it_runs(
         await stop_experiment(feedback, name)
     after = await serve(feedback, f"{name}-u0")
     assert after["experiment"] is None and after["variant"] is None
+
+
+async def test_feedback_naming_the_experiment_in_context_counts(
+    feedback: httpx.AsyncClient, catalog: list[str]
+) -> None:
+    """Impressions and clicks whose context names the experiment count even without a
+    request_id the service served (e.g. lists cached by the storefront), under the variant
+    the hash gives the shopper, whatever the event claims."""
+    name = unique("ctxexp")
+    variants = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
+    await create_experiment(
+        feedback, {"name": name, "surface": "recommendations", "variants": variants}
+    )
+    spec = Spec(name, "recommendations", variants, holdout=0.0, start=0.0, end=None)
+    users = [f"{name}-u{k}" for k in range(30)]
+    events = []
+    for k, user in enumerate(users):
+        context = {"experiment": name, "variant": "b"}  # a wrong variant claim is ignored
+        base = {"user_id": user, "item_id": catalog[k % len(catalog)], "timestamp": soon(1)}
+        events.append(
+            {**base, "event_id": f"{user}-i", "type": "rec_impression", "context": context}
+        )
+        if k % 3 == 0:
+            events.append(
+                {**base, "event_id": f"{user}-c", "type": "rec_click", "context": context}
+            )
+    try:
+        await post_events(feedback, events)
+        body = await results(feedback, name)
+    finally:
+        await stop_experiment(feedback, name)
+    expected = Counter(spec.variant_of(u) for u in users)
+    clicks = Counter(spec.variant_of(u) for k, u in enumerate(users) if k % 3 == 0)
+    got = {v["name"]: v for v in body["variants"]}
+    for group in ("a", "b"):
+        assert got[group]["users"] == expected[group]
+        assert got[group]["impressions"] == expected[group]
+        assert got[group]["clicks"] == clicks[group]

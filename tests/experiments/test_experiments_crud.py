@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.experiments.assignment import Spec
+from app.experiments.assignment import HOLDOUT, Spec
 from tests.conftest import ADMIN, INGEST, READ, unique
 from tests.experiments.feedback import create_experiment, results, stop_experiment
 
@@ -85,15 +85,25 @@ async def test_auth(feedback: httpx.AsyncClient) -> None:
 async def test_ad_scores_carry_the_ads_experiment(feedback: httpx.AsyncClient) -> None:
     name = unique("adsurface")
     variants = [{"name": "base", "weight": 1}, {"name": "boost", "weight": 3}]
-    await create_experiment(feedback, {"name": name, "surface": "ads", "variants": variants})
-    spec = Spec(name=name, surface="ads", variants=variants, holdout=0.0, start=0.0, end=None)
-    users = [f"{name}-u{k}" for k in range(20)]
+    await create_experiment(
+        feedback, {"name": name, "surface": "ads", "variants": variants, "holdout": 0.3}
+    )
+    spec = Spec(name=name, surface="ads", variants=variants, holdout=0.3, start=0.0, end=None)
+    pool = [f"{name}-u{k}" for k in range(200)]
+    # A few shoppers of each group, the holdout included.
+    users: list[str] = []
+    for group in ("base", "boost", HOLDOUT):
+        users += [u for u in pool if spec.variant_of(u) == group][:4]
+    request_ids = set()
     try:
-        for user in users[:5]:
+        for user in users:
             resp = await feedback.get("/v1/ads/scores", params={"user_id": user}, headers=READ)
             assert resp.status_code == 200, resp.text
             body = resp.json()
             assert (body["experiment"], body["variant"]) == (name, spec.variant_of(user))
+            request_ids.add(body["request_id"])
+            # The holdout is scored from campaign priors only: the non-personalised baseline.
+            assert (body["strategy"] == "baseline") == (body["variant"] == HOLDOUT), body
         resp = await feedback.post(
             "/v1/ads/scores", json={"user_ids": users, "campaign_ids": []}, headers=READ
         )
@@ -101,7 +111,11 @@ async def test_ad_scores_carry_the_ads_experiment(feedback: httpx.AsyncClient) -
         for result in resp.json()["results"]:
             assert result["experiment"] == name
             assert result["variant"] == spec.variant_of(result["user_id"])
+            assert (result["strategy"] == "baseline") == (result["variant"] == HOLDOUT)
+            request_ids.add(result["request_id"])
     finally:
         await stop_experiment(feedback, name)
+    assert len(request_ids) == 2 * len(users)  # one per answer
     resp = await feedback.get("/v1/ads/scores", params={"user_id": users[0]}, headers=READ)
-    assert resp.json()["experiment"] is None
+    body = resp.json()
+    assert body["experiment"] is None and body["variant"] is None and body["request_id"]
