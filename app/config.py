@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     # Key of the HMAC that hashes erased user ids in the log (empty: plain SHA-256).
     erasure_hash_key: str = ""
+    # Port on which `brandlift worker` serves its own counters (rebuilds, real-time updates)
+    # for Prometheus; 0: none (the API's /metrics has every other figure).
+    worker_metrics_port: int = 0
 
     # Marketing evaluation: purchases of a recommended item this long after the list was
     # served are attributed to it; events younger than the settle time wait for the next
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
     analytics_request_budget_seconds: float = 0.3
     # How often each API process re-reads the running experiments (assignment is in memory).
     experiments_refresh_seconds: float = 5.0
+
+    # Brand promotion: a boost is shrunk until the holdout NDCG@10 drops by at most this
+    # (relative); this share of each campaign's eligible shoppers is held out (brand lift).
+    promotion_ndcg_tolerance: float = Field(default=0.02, ge=0, le=1)
+    promotion_holdout: float = Field(default=0.1, ge=0, le=0.5)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -33,6 +33,8 @@ from app.metrics import MetricsMiddleware
 from app.ops.router import router as ops_router
 from app.problems import install_problem_handlers
 from app.profiles.router import router as profiles_router
+from app.promotions.router import router as promotions_router
+from app.promotions.tally import tally
 from app.ratelimit import RateLimitMiddleware
 from app.recommendations.router import router as recommendations_router
 from app.registry.router import router as registry_router
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with suppress(asyncio.CancelledError):
                     await worker_task
             await analytics.close(ctx)  # flush this process's served lists
+            await tally(ctx).close(ctx)  # and its promotion cap hits and reach
             await ctx.close()
 
     app = FastAPI(
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         profiles_router,
         # Before the catalog: /v1/campaigns/allocation must not match /v1/campaigns/{id}.
         ads_router,
+        promotions_router,
         catalog_router,
         registry_router,
         erasure_router,

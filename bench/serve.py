@@ -1,10 +1,14 @@
-"""Read-path speed: recommendation GETs vs a bare one-Redis-GET route (issue 3).
+"""Read-path speed: recommendation GETs vs a bare one-Redis-GET route (issue 3), and the
+same GETs with 20 active brand promotions (issue 8).
 
-    .venv/bin/python bench/serve.py [--duration 10]
+    .venv/bin/python bench/serve.py [--duration 10] [--promotions 20]
 
 Both servers run under uvicorn with the same settings (2 worker processes, Redis, no access
 log); load comes from wrk on the same machine. Saturation throughput uses 32 connections;
-tail latency uses 4 connections.
+tail latency uses 4 connections. The promotion campaigns are scored by the rebuild (created
+with an `end` in the past, so the first measurement has none live), then switched on
+through POST /v1/campaigns while the server runs: half of them have a frequency cap, so a
+request pipelines the list, the ad-score row and 10 cap counters.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +33,7 @@ import httpx
 import redis
 
 from bench.common import (
+    INGEST_KEY,
     READ_KEY,
     ROOT,
     connect,
@@ -125,9 +131,29 @@ def wrk(
     }
 
 
-async def prepare(n_events: int) -> tuple[str, list[str]]:
+def campaigns(count: int, *, live: bool) -> list[dict[str, object]]:
+    """`count` brand campaigns with promotions (a cap on every other one); not yet live
+    unless `live` (an end in the past keeps them out of serving but in the rebuild)."""
+    rows = []
+    for k in range(count):
+        promotion: dict[str, object] = {"slots": 1, "share": 0.2, "min_relevance": 0.0}
+        if k % 2 == 0:
+            promotion["frequency_cap"] = {"impressions": 1000, "per_hours": 24}
+        if not live:
+            promotion["end"] = "2000-01-01T00:00:00Z"
+        rows.append(
+            {"campaign_id": f"promo{k}", "brand": f"brand{k}", "bid": 0.5, "active": True,
+             "promotion": promotion}
+        )  # fmt: skip
+    return rows
+
+
+async def prepare(n_events: int, n_promotions: int) -> tuple[str, list[str]]:
+    from app.catalog.schemas import CampaignIn
+    from app.catalog.service import upsert
     from app.config import Settings
     from app.context import AppContext
+    from app.models import Campaign
     from app.training.pipeline import rebuild
 
     url = await create_database("brandlift_bench_serve")
@@ -138,6 +164,9 @@ async def prepare(n_events: int) -> tuple[str, list[str]]:
     await conn.close()
     ctx = AppContext.create(Settings(database_url=url, redis_url=REDIS_DB_URL), cache_timeout=10)
     await ctx.cache.client.flushdb()
+    rows = [CampaignIn.model_validate(c) for c in campaigns(n_promotions, live=False)]
+    async with ctx.sessions() as session:
+        await upsert(session, Campaign, "campaign_id", rows)
     result = await rebuild(ctx, trigger="bench")
     assert result["status"] == "live", result
     await ctx.close()
@@ -145,16 +174,36 @@ async def prepare(n_events: int) -> tuple[str, list[str]]:
     return url, users
 
 
+def switch_on_promotions(base_url: str, users: list[str], count: int) -> float:
+    """Make the campaigns live through the API; returns the share of lists with a sponsored
+    item (checked on 200 users once every process has seen the change)."""
+    resp = httpx.post(
+        f"{base_url}/v1/campaigns",
+        json=campaigns(count, live=True),
+        headers={"X-API-Key": INGEST_KEY},
+    )
+    resp.raise_for_status()
+    time.sleep(2.5)  # each process checks the promotion epoch once a second
+    hits = 0
+    for user in users[:200]:
+        body = httpx.get(
+            f"{base_url}/v1/users/{user}/recommendations?n=10", headers={"X-API-Key": READ_KEY}
+        ).json()
+        hits += any(i.get("sponsored") for i in body["items"])
+    return hits / 200
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--promotions", type=int, default=20)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian package 'wrk'): apt-get install -y wrk")
-    url, users = asyncio.run(prepare(args.events))
+    url, users = asyncio.run(prepare(args.events, args.promotions))
     rows = []
     try:
         env = {"REDIS_URL": REDIS_DB_URL}
@@ -167,10 +216,14 @@ def main() -> None:
             ours = "/v1/users/%s/recommendations?n=10"
             sat = wrk(server.base_url, ours, users, 32, args.duration)
             tail = wrk(server.base_url, ours, users, 4, args.duration)
+            placed = switch_on_promotions(server.base_url, users, args.promotions)
+            promo_sat = wrk(server.base_url, ours, users, 32, args.duration)
+            promo_tail = wrk(server.base_url, ours, users, 4, args.duration)
         with bare_server(args.workers) as bare_url:
             bare_sat = wrk(bare_url, "/bare/%s", users, 32, args.duration)
             bare_tail = wrk(bare_url, "/bare/%s", users, 4, args.duration)
         rows.append(("GET /v1/users/{id}/recommendations?n=10", sat, tail))
+        rows.append((f"the same with {args.promotions} active promotions", promo_sat, promo_tail))
         rows.append(
             ("bare route: one Redis GET of the same bytes (reference)", bare_sat, bare_tail)
         )
@@ -192,6 +245,12 @@ def main() -> None:
         "",
         f"Throughput ratio recommendations / bare: **{ratio:.2f}x** (goal >= 0.8x); "
         f"p99 at 4 clients: **{tail['p99']:.2f} ms** (goal <= 5 ms).",
+        "",
+        f"With {args.promotions} active promotions ({placed:.0%} of sampled lists carried a "
+        f"sponsored item): throughput **{promo_sat['rps'] / sat['rps']:.2f}x** the "
+        f"no-promotion path and **{promo_sat['rps'] / bare_sat['rps']:.2f}x** the bare "
+        f"route; p99 at 4 clients **{promo_tail['p99']:.2f} ms** "
+        f"({promo_tail['p99'] / tail['p99']:.2f}x the no-promotion path; goal <= 5 ms).",
     ]
     text = "\n".join(lines)
     print(text)

@@ -22,6 +22,7 @@ from app.catalog.schemas import (
 from app.deps import ContextDep, IngestKey, ReadKey, SessionDep, SettingsDep
 from app.models import ID_LENGTH, Campaign, Item, User
 from app.problems import Problem
+from app.promotions.store import publish_settings
 from app.recommendations.availability import apply_availability, note_items
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -116,10 +117,19 @@ async def get_user(session: SessionDep, _key: ReadKey, user_id: PathId) -> UserO
 
 @router.post("/campaigns", response_model=UpsertResult, openapi_extra=_array_body("CampaignIn"))
 async def upsert_campaigns(
-    request: Request, session: SessionDep, settings: SettingsDep, _key: IngestKey
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    _key: IngestKey,
 ) -> UpsertResult:
     """Create or update up to 1000 ad campaigns by campaign_id."""
-    result, _ = await _upsert_batch(request, session, settings, CampaignIn, Campaign, "campaign_id")
+    result, rows = await _upsert_batch(
+        request, session, settings, CampaignIn, Campaign, "campaign_id"
+    )
+    # Promotion settings reach every API process within a second (cache + epoch).
+    cleared = [r.campaign_id for r in rows if "promotion" in r.model_fields_set and not r.promotion]
+    await publish_settings(ctx.cache, session, sorted({r.campaign_id for r in rows}), cleared)
     return result
 
 

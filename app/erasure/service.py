@@ -35,6 +35,7 @@ from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import USERS_ERASED
 from app.models import ModelRun
+from app.promotions import store as promotion_store
 from app.realtime.queue import DIRTY_KEY, UPDATED_KEY
 
 log = get_logger(__name__)
@@ -162,6 +163,8 @@ async def sweep_cache(ctx: AppContext, user_id: str) -> int:
         return removed + await _trim_lists(client, lists, user_id)
 
     removed = await ctx.cache.run(op)
+    # Promotion frequency-cap counters and exposed/holdout reach entries.
+    removed += await promotion_store.forget_user(ctx.cache, user_id)
     # Served lists not yet in the database (this process's buffer, the cache's queue).
     return removed + await served.forget(ctx, user_id)
 

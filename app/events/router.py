@@ -10,7 +10,9 @@ from app.events import service
 from app.events.schemas import EventIn, IngestResult
 from app.metrics import EVENTS_DUPLICATES, EVENTS_INGESTED, EVENTS_REJECTED
 from app.problems import Problem
+from app.promotions.store import record_impressions
 from app.realtime.queue import mark_dirty, mark_dirty_in_database
+from app.recommendations.live_view import get_live_view
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -52,6 +54,11 @@ async def ingest_events(
         stale = sorted({e.user_id for e in events if e.item_id is not None})
         if not await mark_dirty(ctx.cache, stale, ctx.settings.realtime_queue_max):
             await mark_dirty_in_database(ctx.sessions, stale)
+    if by_type.get("rec_impression"):
+        # Frequency caps count sponsored impressions in the cache, shared by every process.
+        promos = get_live_view(ctx).promotions
+        windows = {p.campaign_id: p.cap_hours for p in promos if p.cap is not None}
+        await record_impressions(ctx.cache, events, windows)
     for event_type, count in by_type.items():
         EVENTS_INGESTED.labels(event_type).inc(count)
     duplicates = len(events) - accepted

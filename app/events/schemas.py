@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from app.models import ID_LENGTH
@@ -35,6 +36,7 @@ ITEM_EVENTS = frozenset(
     {"view", "click", "add_to_cart", "remove_from_cart", "purchase", "rating", "rec_click"}
 )
 AD_EVENTS = frozenset({"ad_impression", "ad_click", "ad_conversion"})
+REC_EVENTS = frozenset({"rec_impression", "rec_click"})
 MAX_FUTURE = timedelta(days=1)
 
 
@@ -57,6 +59,21 @@ class EventIn(BaseModel):
     dwell_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     source: Annotated[str, StringConstraints(max_length=64)] | None = None
     context: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _campaign_from_context(cls, data: Any) -> Any:
+        """A sponsored rec_impression/rec_click may name its campaign in `context`: store it
+        in `campaign_id`, where frequency caps and the delivery report (indexed) look."""
+        if (
+            isinstance(data, dict)
+            and data.get("type") in REC_EVENTS
+            and data.get("campaign_id") is None
+            and isinstance(data.get("context"), dict)
+            and isinstance(data["context"].get("campaign_id"), str)
+        ):
+            return {**data, "campaign_id": data["context"]["campaign_id"]}
+        return data
 
     @field_validator("timestamp")
     @classmethod

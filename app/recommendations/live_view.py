@@ -17,6 +17,8 @@ from app.cache import Cache, CacheUnavailable, key
 from app.context import AppContext
 from app.metrics import CACHE_REQUESTS
 from app.models import Event, Item
+from app.promotions import view as promotions
+from app.promotions.store import EPOCH_KEY as PROMO_EPOCH_KEY
 from app.training.publish import LIVE_KEY, version_key
 
 UNAVAILABLE_KEY = key("catalog", "unavailable")
@@ -32,6 +34,9 @@ class LiveView:
         self.popular: dict[str, list[tuple[str, float]]] = {}
         self.unavailable: set[str] = set()
         self.epoch: object = None
+        self.promotions: list[promotions.Promo] = []
+        self.promo_epoch: object = None
+        self.promo_version: int | None = None
         self.checked_at = 0.0
         self.db_popular: list[tuple[str, float]] = []
         self.db_popular_at = -DB_FALLBACK_TTL
@@ -44,13 +49,22 @@ class LiveView:
         self.checked_at = now
         cache = ctx.cache
         try:
-            raw_version, epoch = await cache.run(lambda r: r.mget(LIVE_KEY, CATALOG_EPOCH_KEY))
+            raw_version, epoch, promo_epoch = await cache.run(
+                lambda r: r.mget(LIVE_KEY, CATALOG_EPOCH_KEY, PROMO_EPOCH_KEY)
+            )
             if raw_version is not None and int(raw_version) != self.version:
                 await self._load_version(cache, int(raw_version))
             if epoch != self.epoch:
                 members = await cache.run(lambda r: r.smembers(UNAVAILABLE_KEY))
                 self.unavailable = {m.decode() if isinstance(m, bytes) else m for m in members}
                 self.epoch = epoch
+            if promo_epoch != self.promo_epoch or self.promo_version != self.version:
+                # Settings changed (POST /v1/campaigns, a rebuild) or a new version brought
+                # new ad-score columns, boosts and brand items.
+                self.promotions = await promotions.load(
+                    cache, self.version, self.meta, self.popular_list(None)
+                )
+                self.promo_epoch, self.promo_version = promo_epoch, self.version
         except CacheUnavailable:
             CACHE_REQUESTS.labels("fallback").inc()
         if self.version is None:

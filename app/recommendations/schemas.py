@@ -14,6 +14,14 @@ class RecommendedItem(BaseModel):
     item_id: str
     score: float
     reason: str
+    sponsored: bool = Field(
+        default=False,
+        description="placed by a campaign's promotion (label it); absent on organic items",
+    )
+    campaign_id: str | None = Field(
+        default=None,
+        description="the campaign that placed (sponsored) or boosted the item; else absent",
+    )
 
 
 class Recommendations(BaseModel):

@@ -15,6 +15,8 @@ from app.cache import CacheUnavailable
 from app.context import AppContext
 from app.experiments.assignment import assignment_for
 from app.metrics import CACHE_REQUESTS
+from app.promotions import placement
+from app.promotions.tally import tally
 from app.recommendations.live_view import LiveView, get_live_view
 from app.recommendations.schemas import Strategy
 from app.training.publish import version_key
@@ -59,6 +61,13 @@ class Picker:
             self.taken.add(item_id)
             self.items.append({"item_id": item_id, "score": score, "reason": reason})
 
+    def admit(self, item_id: str) -> bool:
+        """Let a sponsored item in if it may be shown and is not in the list yet."""
+        if item_id in self.taken or item_id in self.banned or not self._passes(item_id):
+            return False
+        self.taken.add(item_id)
+        return True
+
     def _passes(self, item_id: str) -> bool:
         if item_id in self.view.unavailable or item_id in self.filters.exclude:
             return False
@@ -100,9 +109,15 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
     published: dict[str, Any] | None = None
     seen: list[str] = []
     cache_ok = view.version is not None
+    # Promotions stay out of experiments' non-personalised arms (they would blur the test).
+    promos = placement.live_promotions(view.promotions) if view.promotions and not baseline else []
+    decisions: list[placement.Decision] = []
     if cache_ok:
         try:
-            raw = await _published(ctx, view.version, user_id)  # type: ignore[arg-type]
+            if promos:
+                raw, decisions = await _with_promotions(ctx, view.version, user_id, promos)  # type: ignore[arg-type]
+            else:
+                raw = await _published(ctx, view.version, user_id)  # type: ignore[arg-type]
             published = orjson.loads(raw) if raw else None
             seen = published.get("x", []) if published else []
             CACHE_REQUESTS.labels("hit" if raw else "miss").inc()
@@ -122,7 +137,11 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         picker.offer((i, s, f"{label} now") for i, s in view.popular_list(None, window))
     elif published:
         strategy = published["s"]
+        boosted = placement.boost_list(published["i"], decisions) if decisions else {}
         picker.offer((i, s, r) for i, s, r in published["i"])
+        for entry in picker.items:
+            if entry["item_id"] in boosted:
+                entry["campaign_id"] = boosted[entry["item_id"]]
     elif cache_ok:
         strategy = "cold-start"
     if not picker.full and baseline is None and cache_ok and seen and view.version is not None:
@@ -138,11 +157,14 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         )
     if not picker.full:
         picker.offer((i, s, "popular now") for i, s in view.popular_list(None))
+    items = picker.items
+    if decisions:
+        items = _place(ctx, user_id, n, picker, decisions, published["i"] if published else [])
     # A plain dict in the Recommendations schema's shape: the router serialises it with
     # orjson directly, which is the hottest path of the service.
     body = {
         "user_id": user_id,
-        "items": picker.items,
+        "items": items,
         "model_version": view.version,
         "strategy": strategy,
         "generated_at": datetime.now(UTC),
@@ -152,3 +174,37 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
     }
     record_served(ctx, body)  # buffered in memory; flushed to the cache in the background
     return body
+
+
+async def _with_promotions(
+    ctx: AppContext, version: int, user_id: str, promos: list[Any]
+) -> tuple[bytes | None, list[placement.Decision]]:
+    """The published list plus what promotions need, still one round trip."""
+    holdout = ctx.settings.promotion_holdout
+    raw, ads_row, counts, held = await ctx.cache.run(
+        lambda r: placement.fetch(r, version, user_id, promos, holdout)
+    )
+    decisions = placement.decide(promos, ads_row, counts, held)
+    return (raw if raw is None else bytes(raw)), decisions
+
+
+def _place(
+    ctx: AppContext,
+    user_id: str,
+    n: int,
+    picker: Picker,
+    decisions: list[placement.Decision],
+    published: list[list[Any]],
+) -> list[dict[str, Any]]:
+    """Sponsored slots into the organic list; note cap hits, exposure and holdout."""
+    sponsored, per = placement.sponsored_items(n, decisions, published, picker.admit)
+    items = placement.merge(picker.items, sponsored, n)
+    shown = {i.get("campaign_id") for i in items}
+    notes = tally(ctx)
+    for d in decisions:
+        cid = d.promo.campaign_id
+        if d.state != "show":
+            notes.note(ctx, cid, user_id, d.state)
+        elif per.get(cid) or cid in shown:
+            notes.note(ctx, cid, user_id, "exposed")
+    return items

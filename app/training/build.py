@@ -7,6 +7,7 @@ and to benchmark on its own.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +47,17 @@ class BuildOutput:
     model: Recommender | None
     # code-level results; publish.py turns them into payloads
     # user code -> (strategy, [[item_id, score, reason], ...]) ready to publish
-    user_lists: dict[int, tuple[str, list[list[Any]]]] = field(default_factory=dict)
+    # Rows [item_id, score, reason] (lists or tuples: they are only ever serialised).
+    user_lists: dict[int, tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=dict)
     similar: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     popular: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     purchased: dict[int, list[int]] = field(default_factory=dict)
     data_start: float | None = None
     data_end: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The holdout split and the chosen kind fitted on its train part (for promotion boosts,
+    # app/training/promotions.py); the pipeline drops it once used.
+    holdout: tuple[Split, Recommender] | None = None
 
 
 def preprocess_config(settings: Settings) -> PreprocessConfig:
@@ -76,9 +81,14 @@ def _params(kind: str, tuned: dict[str, dict[str, Any]] | None) -> dict[str, Any
 
 
 def evaluate_candidates(
-    split: Split, kinds: list[str], tuned: dict[str, dict[str, Any]] | None, use_gpu: bool
+    split: Split,
+    kinds: list[str],
+    tuned: dict[str, dict[str, Any]] | None,
+    use_gpu: bool,
+    fitted: dict[str, Recommender] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Fit each candidate on the train window, score it on the holdout; plus the baseline."""
+    """Fit each candidate on the train window, score it on the holdout; plus the baseline
+    (the best fitted candidate goes into `fitted` by kind when given)."""
     baseline = build_model("popular")
     baseline.fit(split.train)
     results: list[dict[str, Any]] = []
@@ -88,6 +98,13 @@ def evaluate_candidates(
         model.fit(split.train)
         metrics = ranking_metrics(model, split, k=10)
         metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
+        # Only the best so far is kept: several fitted candidates at once would multiply the
+        # peak memory (EASE alone is a dense items x items matrix).
+        if fitted is not None and (
+            not results or metrics["ndcg@10"] > max(r["metrics"]["ndcg@10"] for r in results)
+        ):
+            fitted.clear()
+            fitted[kind] = model
         results.append({"kind": kind, "params": model.params, "metrics": metrics})
     results.sort(key=lambda r: -float(r["metrics"]["ndcg@10"]))
     return results, ranking_metrics(baseline, split, k=10)
@@ -119,15 +136,20 @@ def build(
     kinds = _candidate_kinds(settings, len(catalog), incumbent)
     metrics: dict[str, Any] = {"events": len(inter), "users": shape[0], "items": shape[1]}
     kind, params = kinds[0], _params(kinds[0], tuned)
+    holdout: tuple[Split, Recommender] | None = None
     if len(inter):
         cutoff = float(inter.ts.max()) - settings.holdout_days * DAY
         split = holdout_split(inter, weights, shape, cutoff)
         test_users = int((np.diff(split.test.indptr) > 0).sum())
         metrics["holdout_users"] = test_users
         if test_users >= MIN_TEST_USERS:
-            candidates, baseline = evaluate_candidates(split, kinds, tuned, settings.use_gpu)
+            fitted: dict[str, Recommender] = {}
+            candidates, baseline = evaluate_candidates(
+                split, kinds, tuned, settings.use_gpu, fitted
+            )
             best = candidates[0]
             kind, params = best["kind"], best["params"]
+            holdout = (split, fitted[kind])
             metrics.update({k: v for k, v in best["metrics"].items()})
             metrics["baseline_popular"] = baseline
             metrics["candidates"] = candidates
@@ -142,6 +164,7 @@ def build(
 
     tick = time.perf_counter()
     out = BuildOutput(kind=kind, params=params, metrics=metrics, stats=stats, model=model)
+    out.holdout = holdout
     out.popular = popularity(inter, weights, catalog, now, k=200)
     item_popularity = np.bincount(inter.item, weights=weights, minlength=len(catalog))
     out.similar = _similar_lists(model, matrix, catalog, item_popularity, settings.similar_top_n)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,10 +24,22 @@ VERB_RANK = {TYPE_CODE["purchase"]: 2, TYPE_CODE["add_to_cart"]: 1}
 VERBS = ("viewed", "added to cart", "bought")
 
 
-def recent_history(inter: Interactions, n_items: int) -> dict[int, list[tuple[int, str]]]:
-    """Each user's HISTORY most recent distinct items, newest first, with their strongest verb."""
+@dataclass
+class History:
+    """Each user's HISTORY most recent distinct items, newest first (-1 pads), with the code
+    of their strongest verb (an index into VERBS)."""
+
+    items: np.ndarray  # (n_users, HISTORY) int64
+    verbs: np.ndarray  # (n_users, HISTORY) int8
+
+
+def recent_history(inter: Interactions, n_items: int, n_users: int) -> History:
+    """Each user's recent distinct items and strongest verbs, computed with array operations."""
+    history = History(
+        np.full((n_users, HISTORY), -1, np.int64), np.zeros((n_users, HISTORY), np.int8)
+    )
     if not len(inter):
-        return {}
+        return history
     pair = inter.user.astype(np.int64) * n_items + inter.item
     rank = np.zeros(len(inter), np.int8)
     for code, value in VERB_RANK.items():
@@ -40,11 +54,8 @@ def recent_history(inter: Interactions, n_items: int) -> dict[int, list[tuple[in
     first = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
     position = np.arange(len(users)) - np.repeat(first, np.diff(np.r_[first, len(users)]))
     keep = position < HISTORY
-    history: dict[int, list[tuple[int, str]]] = {}
-    for user, item, verb in zip(
-        users[keep].tolist(), items[keep].tolist(), strongest[keep].tolist(), strict=True
-    ):
-        history.setdefault(user, []).append((item, VERBS[verb]))
+    history.items[users[keep], position[keep]] = items[keep]
+    history.verbs[users[keep], position[keep]] = strongest[keep]
     return history
 
 
@@ -56,18 +67,18 @@ def user_lists(
     catalog: Catalog,
     out: BuildOutput,
     settings: Settings,
-) -> dict[int, tuple[str, list[list[object]]]]:
+) -> dict[int, tuple[str, Sequence[Sequence[object]]]]:
     """Top-N per user with a reason per item: CF for warm users, category-popular for cold."""
     n = settings.recommendations_top_n
     n_items = matrix.shape[1]
     items_per_user = np.diff(matrix.indptr)
     warm = np.flatnonzero(items_per_user >= MIN_ITEMS_FOR_CF)
     cold = np.flatnonzero((items_per_user > 0) & (items_per_user < MIN_ITEMS_FOR_CF))
-    history = recent_history(inter, n_items)
-    lists: dict[int, tuple[str, list[list[object]]]] = {}
+    lists: dict[int, tuple[str, Sequence[Sequence[object]]]] = {}
     excluded = excluded.tocoo()
     banned_pairs = np.sort(excluded.row.astype(np.int64) * n_items + excluded.col)
     if model is not None and len(warm):
+        explainer = BatchExplainer(recent_history(inter, n_items, matrix.shape[0]), out, catalog)
         filter_all = settings.exclude_interacted == "all"
         extra = min(int(np.bincount(excluded.row).max(initial=0)), 50) + 10
         for start in range(0, len(warm), 2048):
@@ -76,15 +87,17 @@ def user_lists(
             ids = np.asarray(ids, dtype=np.int64)
             # One vectorised pass: drop padding, bought items and unavailable items.
             keys = chunk[:, None].astype(np.int64) * n_items + np.maximum(ids, 0)
-            valid = (ids >= 0) & ~np.isin(keys, banned_pairs)
+            valid = (ids >= 0) & ~_member(keys, banned_pairs)
             valid &= catalog.available[np.maximum(ids, 0)]
-            for row, user in enumerate(chunk.tolist()):
-                picked_ids = ids[row][valid[row]][:n].tolist()
-                picked_scores = np.round(scores[row][valid[row]][:n], 5).tolist()
-                lists[user] = (
-                    "personalised",
-                    explain(picked_ids, picked_scores, history.get(user, []), out, catalog),
-                )
+            # Valid picks first, in score order (a stable sort keeps it), then the top n.
+            order = np.argsort(~valid, axis=1, kind="stable")[:, :n]
+            picks = np.take_along_axis(ids, order, axis=1)
+            picked_scores = np.take_along_axis(np.asarray(scores), order, axis=1)
+            counts = np.minimum(valid.sum(axis=1), n)
+            picks[np.arange(picks.shape[1])[None, :] >= counts[:, None]] = -1
+            rows = explainer.rows(chunk, picks, picked_scores, counts)
+            for user, items in zip(chunk.tolist(), rows, strict=True):
+                lists[user] = ("personalised", items)
     for user, (picked, category) in cold_user_lists(
         inter, cold, catalog, out.popular["30d"], n
     ).items():
@@ -94,6 +107,66 @@ def user_lists(
             [[catalog.item_ids[i], round(s, 5), reason] for i, s in picked],
         )
     return lists
+
+
+def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """values (any shape) found in the sorted 1-d sorted_keys."""
+    if not len(sorted_keys):
+        return np.zeros(values.shape, bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
+class BatchExplainer:
+    """explain() for a block of users at once: the same reasons, built with array operations
+    (the per-item Python loop cost more than the whole model at a million events)."""
+
+    def __init__(self, history: History, out: BuildOutput, catalog: Catalog) -> None:
+        self.history = history
+        self.n_items = len(catalog)
+        sources, neighbours = [], []
+        for item, similar in out.similar.items():
+            for neighbour, _ in similar[:NEIGHBOURS]:
+                sources.append(item)
+                neighbours.append(neighbour)
+        self.pairs = np.unique(
+            np.asarray(sources, np.int64) * self.n_items + np.asarray(neighbours, np.int64)
+        )
+        self.item_ids = np.asarray([*catalog.item_ids, ""], dtype=object)  # -1 -> ""
+        self.interest = np.asarray([*_interest_reasons(catalog), ""], dtype=object)
+
+    def rows(
+        self, users: np.ndarray, picks: np.ndarray, scores: np.ndarray, counts: np.ndarray
+    ) -> list[list[tuple[object, ...]]]:
+        """Published rows [item_id, score, reason] per user; picks -1-padded after counts."""
+        reasons = self.interest[picks]
+        unresolved = picks >= 0
+        for j in range(HISTORY):
+            source = self.history.items[users, j]
+            hit = unresolved & (source >= 0)[:, None]
+            hit &= _member(source[:, None] * self.n_items + picks, self.pairs)
+            if not hit.any():
+                continue
+            row, col = np.nonzero(hit)
+            code = source[row] * len(VERBS) + self.history.verbs[users[row], j]
+            unique, inverse = np.unique(code, return_inverse=True)
+            texts = np.asarray(
+                [
+                    f"similar to {self.item_ids[c // len(VERBS)]} you {VERBS[c % len(VERBS)]}"
+                    for c in unique.tolist()
+                ],
+                dtype=object,
+            )
+            reasons[row, col] = texts[inverse]
+            unresolved &= ~hit
+        ids = self.item_ids[picks].tolist()
+        rounded = np.round(scores.astype(np.float64), 5).tolist()
+        reason_lists = reasons.tolist()
+        # Tuples straight from zip (no list per row): orjson writes them as JSON arrays.
+        return [
+            list(zip(ids[r][:k], rounded[r][:k], reason_lists[r][:k], strict=True))
+            for r, k in enumerate(counts.tolist())
+        ]
 
 
 def explain(

@@ -17,8 +17,9 @@ from app.registry import service as registry
 from app.training.build import BuildOutput, build
 from app.training.dataset import load_catalog, refresh_log
 from app.training.lock import rebuild_lock
+from app.training.promotions import publish_promotions
 from app.training.publish import payloads, switch_live, write_version
-from app.training.publish_profiles import publish_profiles
+from app.training.publish_profiles import ProfileJob, publish_profiles
 
 log = get_logger(__name__)
 
@@ -64,6 +65,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     snapshot_at = time.time()  # real-time updates after this are newer than the build
     version = await registry.start_run(ctx.sessions, settings.model_kind, trigger)
     log.info("rebuild started", version=version, trigger=trigger)
+    profile_job: ProfileJob | None = None
     try:
         catalog = await load_catalog(ctx.engine)
         # The worker keeps the event log between rebuilds and reads only what is new.
@@ -74,6 +76,8 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         live = await registry.live_run(ctx.sessions)
         tuned = (live.params or {}).get("tuned") if live else None
         incumbent, selected_at = _incumbent(live, settings.reselect_hours)
+        # Profiles start now, beside the recommender build (two cores, two CPU-bound jobs).
+        profile_job = ProfileJob(ctx, catalog, inter)
         out: BuildOutput = await asyncio.to_thread(
             build, catalog, inter, settings, tuned=tuned, incumbent=incumbent
         )
@@ -112,8 +116,12 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         await write_version(ctx.cache, version, payloads(out, catalog, inter), info)
         out.timings["publish_lists"] = round(time.perf_counter() - tick, 3)
         tick_profiles = time.perf_counter()
-        fields["metrics"].update(await publish_profiles(ctx, version, catalog, inter, out))
+        profiles = await publish_profiles(ctx, version, catalog, inter, out, profile_job)
+        fields["metrics"].update(profiles)
         out.timings["profiles_and_ads"] = round(time.perf_counter() - tick_profiles, 3)
+        tick_promotions = time.perf_counter()
+        fields["metrics"].update(await publish_promotions(ctx, version, catalog, out))
+        out.timings["promotions"] = round(time.perf_counter() - tick_promotions, 3)
         carried = await carry_over_realtime(ctx.cache, version, since=snapshot_at)
         await switch_live(ctx.cache, version)
         # Those users get recomputed against the new model too.
@@ -128,6 +136,9 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         REBUILDS.labels("failed").inc()
         log.exception("rebuild failed", version=version)
         return {"status": "failed", "version": version, "detail": type(exc).__name__}
+    finally:
+        if profile_job is not None:
+            profile_job.abandon()  # a no-op once it has its model
     duration = time.perf_counter() - started
     REBUILD_DURATION.set(duration)
     REBUILDS.labels("live").inc()

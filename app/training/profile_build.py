@@ -1,12 +1,13 @@
 """The CPU part of the profile stage: features, linear models, segments, ad scores.
 
-Runs in a worker thread after the recommender is built; touches neither the database nor
+Runs in a worker thread beside the recommender build; touches neither the database nor
 the cache (publish_profiles.py does the I/O around it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +87,13 @@ def build_profiles(
     *,
     now: float | None = None,
     cfg: ProfileConfig | None = None,
+    recommender_when_ready: Callable[[], Any] | None = None,
 ) -> ProfileOutput:
-    """Everything the profile and ad endpoints serve, for every known user."""
+    """Everything the profile and ad endpoints serve, for every known user.
+
+    With `recommender_when_ready`, the recommender is asked for only at the ad stage (the one
+    step that needs it), so the rest can run while the recommender is still being trained.
+    """
     cfg = cfg or ProfileConfig()
     now = now or time.time()
     timings: dict[str, float] = {}
@@ -156,6 +162,10 @@ def build_profiles(
     top_brands = _named_top(affinity(act, now, half_life, "brand"), act.brands, cfg.top_n)
     timings["segments"] = time.perf_counter() - tick
 
+    if recommender_when_ready is not None:
+        tick = time.perf_counter()
+        recommender = recommender_when_ready()
+        timings["wait_for_recommender"] = time.perf_counter() - tick
     tick = time.perf_counter()
     to_model = np.full(n, -1, dtype=np.int64)
     to_model[[users.index[u] for u in cleaned.user_ids]] = np.arange(len(cleaned.user_ids))

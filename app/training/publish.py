@@ -29,8 +29,11 @@ from app.training.dataset import Catalog, Interactions
 PENDING_TTL = 3600  # an unfinished version disappears after an hour
 RETIRED_TTL = 300  # readers get five minutes to move off a superseded version
 CHUNK = 1000
-# prof..aud: profiles, segments and ad scores (app/training/publish_profiles.py).
-PARTS = ("recs", "sim", "pop", "meta", "seen", "info", "prof", "pmeta", "ads", "adm", "aud")
+# prof..aud: profiles, segments and ad scores (app/training/publish_profiles.py); promo:
+# measured promotion boosts (app/training/promotions.py).
+PARTS = (
+    "recs", "sim", "pop", "meta", "seen", "info", "prof", "pmeta", "ads", "adm", "aud", "promo",
+)  # fmt: skip
 LIVE_KEY = key("live")
 
 

@@ -189,6 +189,18 @@ async def test_erased_user_is_gone_everywhere_also_after_a_rebuild(
     await ctx.cache.run(lambda r: r.expire(version_key(pending, "recs"), PENDING_TTL))
     await serve_lists(client, ctx, user)
     await assign_to_experiment(ctx, user)
+    # A sponsored impression: the user's frequency-cap counter and a reach entry.
+    sponsored = {
+        "event_id": unique("imp"),
+        "user_id": user,
+        "type": "rec_impression",
+        "item_id": live_world.items[0]["item_id"],
+        "timestamp": datetime.now(UTC).isoformat(),
+        "context": {"campaign_id": "erase-camp", "request_id": "r1"},
+    }
+    resp = await client.post("/v1/events", json=[sponsored], headers=INGEST)
+    assert resp.status_code == 202, resp.text
+    await ctx.cache.run(lambda r: r.hset("bl:promo:reach:erase-camp:exposed", user, 1))
     before = await client.get(f"/v1/users/{user}/profile", headers=READ)
     assert before.status_code == 200, before.text
 
@@ -196,14 +208,14 @@ async def test_erased_user_is_gone_everywhere_also_after_a_rebuild(
     wanted = {"events", "users", "user_profiles", "served_lists", "experiment_users"}
     assert wanted <= set(planted), planted
     named = await cache_entries_naming(ctx, user)
-    for part in (":recs", ":prof", "bl:rt:dirty", "bl:analytics:served"):
+    for part in (":recs", ":prof", "bl:rt:dirty", "bl:analytics:served", "bl:promo:"):
         assert any(part in n for n in named), (part, named)
 
     resp = await client.delete(f"/v1/users/{user}", headers=ADMIN)
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert user not in resp.text and body["user_hash"] == erasure.user_hash(ctx, user)
-    assert body["deleted_rows"]["events"] == 2 * len(shopper_events(user, live_world))
+    assert body["deleted_rows"]["events"] == 2 * len(shopper_events(user, live_world)) + 1
     assert body["deleted_rows"]["users"] == 1 and body["cache"] == "done"
     assert body["cache_entries"] >= 4
     assert {"user_profiles", "served_lists", "experiment_users"} <= set(body["deleted_rows"])
