@@ -13,6 +13,7 @@ had not rated in train, for users seen in train (90 users). Two kinds of rows:
   through the service's own storage code, the real worker pipeline (`rebuild`) trains, selects
   and publishes to Redis, and each target user's top-10 is read with GET
   /v1/users/{id}/recommendations from a real `brandlift serve` process.
+bench/accuracy_world.py runs the same rows (`model_rows`, `run_service`) on a generated shop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +122,74 @@ def fit_and_score(kind: str, params: dict[str, Any], split: Split) -> dict[str, 
     return {**score(model, split), "fit_seconds": time.perf_counter() - tick}
 
 
-def recent_popularity(data: ml.MovieLens, cutoff: float, days: float, split: Split) -> dict:
-    """Popularity counted over the last `days` of the training window only (context: how
-    much of this split is recency)."""
-    recent = (data.timestamps < cutoff) & (data.timestamps >= cutoff - days * 86_400)
+def popularity_of(seen: sparse.csr_matrix, split: Split) -> dict:
+    """Popularity counted on `seen` alone, e.g. the last days of the training window (context:
+    how much of a split is recency); seen items are still filtered on all of split.train."""
     model = build_model("popular")
-    model.fit(ml.seen_matrix(data, recent))
-    return {**score(model, split), "fit_seconds": 0.0}  # seen items filtered on all of train
+    model.fit(seen)
+    return {**score(model, split), "fit_seconds": 0.0}
+
+
+def model_rows(
+    test_bin: Split,
+    val_bin: Split,
+    test_svc: Split,
+    val_svc: Split,
+    recent: tuple[str, dict[str, Any]],
+    budget: float,
+) -> list[dict[str, Any]]:
+    """Every directly fitted row: popularity (all time and `recent` = (label, metrics)), implicit
+    ALS on the binary matrix (reference and tuned params), and on the service's matrix ALS, BPR,
+    item-kNN and EASE tuned, then the defaults and previous defaults. Tuning and selection run
+    on the validation splits within `budget` seconds; the test splits are scored once."""
+    began = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+
+    def add(group: str, name: str, params: dict, metrics: dict, val: float | None = None) -> None:
+        rows.append({"group": group, "name": name, "params": params, "m": metrics, "val": val})
+
+    bin_, svc = "binary", "service"
+    add(bin_, "popularity", {}, fit_and_score("popular", {}, test_bin))
+    add(bin_, recent[0], {}, recent[1])
+    add(bin_, "implicit ALS, reference params", REFERENCE_ALS, direct_als(REFERENCE_ALS, test_bin))
+    share = budget / 5
+    als_bin, als_bin_val = tune("als", val_bin, budget_seconds=share)
+    als_bin = {k: als_bin[k] for k in REFERENCE_ALS}
+    add(bin_, "implicit ALS, tuned", als_bin, direct_als(als_bin, test_bin), als_bin_val["ndcg@10"])
+    tuned = {c["kind"]: c for c in select_model(val_svc, budget_seconds=3 * share)}
+    bpr, bpr_val = tune("bpr", val_svc, budget_seconds=share)
+    print(f"tuning done after {time.perf_counter() - began:.0f}s", flush=True)
+    als_svc = {k: tuned["als"]["params"][k] for k in REFERENCE_ALS}
+    val = tuned["als"]["metrics"]["ndcg@10"]
+    add(svc, "implicit ALS, tuned", als_svc, direct_als(als_svc, test_svc), val)
+    add(svc, "BPR, tuned", bpr, fit_and_score("bpr", bpr, test_svc), bpr_val["ndcg@10"])
+    for kind, label in (("itemknn", "item-kNN, tuned"), ("ease", "EASE, tuned")):
+        c = tuned[kind]
+        add(svc, label, c["params"], fit_and_score(kind, c["params"], test_svc), c["metrics"]["ndcg@10"])  # fmt: skip
+    for kind in ("als", "itemknn", "ease"):
+        params = DEFAULT_PARAMS[kind]
+        val = fit_and_score(kind, params, val_svc)["ndcg@10"]
+        add(svc, f"{kind}, service defaults", params, fit_and_score(kind, params, test_svc), val)
+    for kind, old in PREVIOUS_DEFAULTS.items():
+        val = fit_and_score(kind, old, val_svc)["ndcg@10"]
+        add(svc, f"{kind}, previous defaults", old, fit_and_score(kind, old, test_svc), val)
+    return rows
+
+
+@dataclass
+class ServiceTarget:
+    """What run_service needs of a data set: its ids (index -> id), what each user touched in
+    the training window, and a coroutine that stores that window through the service's code
+    (called with the session factory; returns the events stored)."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+    seen: sparse.csr_matrix
+    load: Callable[[Any], Awaitable[int]]
 
 
 async def _served_lists(
-    base_url: str, data: ml.MovieLens, users: np.ndarray, version: int
+    base_url: str, data: ServiceTarget, users: np.ndarray, version: int
 ) -> tuple[dict[int, list[int]], dict[str, int]]:
     """Each user's top-10 from GET /v1/users/{id}/recommendations (waits for `version`)."""
     import httpx
@@ -155,7 +215,9 @@ async def _served_lists(
     return lists, strategies
 
 
-async def _published_lists(ctx: Any, data: ml.MovieLens, users: np.ndarray, version: int) -> dict:
+async def _published_lists(
+    ctx: Any, data: ServiceTarget, users: np.ndarray, version: int
+) -> dict[int, list[int]]:
     """Each user's whole published list (top-N) straight from the cache layout."""
     import orjson
 
@@ -171,10 +233,15 @@ async def _published_lists(ctx: Any, data: ml.MovieLens, users: np.ndarray, vers
 
 
 async def run_service(
-    data: ml.MovieLens, cutoff: float, test: Split, holdout_days: float, redis_url: str
+    data: ServiceTarget,
+    test: Split,
+    holdout_days: float,
+    redis_url: str,
+    excludes: tuple[str, ...] = ("all", "purchased"),
+    db_prefix: str = "brandlift_bench_accuracy",
 ) -> list[dict[str, Any]]:
     """Load the training window into the service, rebuild, score what the API serves; once
-    with EXCLUDE_INTERACTED=all (ratings mean "already seen") and once with the default."""
+    per EXCLUDE_INTERACTED setting in `excludes` (default settings otherwise)."""
     from app.context import AppContext
     from app.registry import service as registry
     from app.training.evaluate import holdout_users
@@ -182,24 +249,22 @@ async def run_service(
     from bench.common import create_database, drop_database, migrate, run_server
 
     users = holdout_users(test)
-    train = data.timestamps < cutoff
-    seen = ml.seen_matrix(data, train)
-    url = await create_database("brandlift_bench_accuracy")
+    seen = data.seen
+    url = await create_database(db_prefix)
     out = []
     try:
         await asyncio.to_thread(migrate, url)
         base = Settings(database_url=url, redis_url=redis_url, holdout_days=holdout_days)
         loader = AppContext.create(base, cache_timeout=10.0)
         await loader.cache.client.flushdb()  # this benchmark's own Redis database
-        # The service runs at the moment the test window opens: time decay and the popular
-        # windows are measured from now, so the ratings are moved forward to end now.
         tick = time.perf_counter()
-        stored = await ml.load_into_service(loader.sessions, data, train, time.time() - cutoff)
+        stored = await data.load(loader.sessions)
         load_seconds = time.perf_counter() - tick
         await loader.close()
+        print(f"loaded {stored:,} events in {load_seconds:.0f}s", flush=True)
         env = {"REDIS_URL": redis_url, "HOLDOUT_DAYS": str(holdout_days)}
         with run_server(url, env=env) as server:
-            for exclude in ("all", "purchased"):
+            for exclude in excludes:
                 ctx = AppContext.create(
                     base.model_copy(update={"exclude_interacted": exclude}), cache_timeout=10.0
                 )
@@ -210,7 +275,9 @@ async def run_service(
                     raise RuntimeError(f"rebuild did not go live: {result}")
                 version = int(result["version"])
                 run = await registry.get_run_by_version(ctx.sessions, version)
+                tick = time.perf_counter()
                 served, strategies = await _served_lists(server.base_url, data, users, version)
+                read_seconds = time.perf_counter() - tick
                 full = await _published_lists(ctx, data, users, version)
                 await ctx.close()
                 metrics = score(Published(served), test)
@@ -224,13 +291,18 @@ async def run_service(
                         "params": (run.params or {}).get("model", {}) if run else {},
                         "run_metrics": run.metrics if run else {},
                         "strategies": strategies,
-                        "rated_in_top10": top10,
-                        "rated_in_published": anywhere,
+                        "served": served,
+                        "seen_in_top10": top10,
+                        "seen_in_published": anywhere,
                         "published_len": float(np.mean([len(v) for v in full.values()])),
                         "served_same_as_published": all(
                             served[u] == full[u][: len(served[u])] for u in served
                         ),
+                        "served_differs": sum(
+                            served[u] != full[u][: len(served[u])] for u in served
+                        ),
                         "rebuild_seconds": seconds,
+                        "read_seconds": read_seconds,
                         "load_seconds": load_seconds,
                         "events": stored,
                     }
@@ -268,37 +340,20 @@ def main() -> int:
     n_val = int((np.diff(val_bin.test.indptr) > 0).sum())
     print(f"test users {n_test}, targets {test_bin.test.nnz}; validation users {n_val}", flush=True)
 
-    rows: list[dict[str, Any]] = []
-
-    def add(group: str, name: str, params: dict, metrics: dict, val: float | None = None) -> None:
-        rows.append({"group": group, "name": name, "params": params, "m": metrics, "val": val})
-
-    bin_, svc = "binary", "service"
-    add(bin_, "popularity", {}, fit_and_score("popular", {}, test_bin))
-    add(bin_, "popularity, last 30 days", {}, recent_popularity(data, cutoff, 30, test_bin))
-    add(bin_, "implicit ALS, reference params", REFERENCE_ALS, direct_als(REFERENCE_ALS, test_bin))
-    share = args.budget / 5
-    als_bin, als_bin_val = tune("als", val_bin, budget_seconds=share)
-    als_bin = {k: als_bin[k] for k in REFERENCE_ALS}
-    add(bin_, "implicit ALS, tuned", als_bin, direct_als(als_bin, test_bin), als_bin_val["ndcg@10"])
-    tuned = {c["kind"]: c for c in select_model(val_svc, budget_seconds=3 * share)}
-    bpr, bpr_val = tune("bpr", val_svc, budget_seconds=share)
-    print(f"tuning done after {time.perf_counter() - began:.0f}s", flush=True)
-    als_svc = {k: tuned["als"]["params"][k] for k in REFERENCE_ALS}
-    val = tuned["als"]["metrics"]["ndcg@10"]
-    add(svc, "implicit ALS, tuned", als_svc, direct_als(als_svc, test_svc), val)
-    add(svc, "BPR, tuned", bpr, fit_and_score("bpr", bpr, test_svc), bpr_val["ndcg@10"])
-    for kind, label in (("itemknn", "item-kNN, tuned"), ("ease", "EASE, tuned")):
-        c = tuned[kind]
-        add(svc, label, c["params"], fit_and_score(kind, c["params"], test_svc), c["metrics"]["ndcg@10"])  # fmt: skip
-    for kind in ("als", "itemknn", "ease"):
-        params = DEFAULT_PARAMS[kind]
-        val = fit_and_score(kind, params, val_svc)["ndcg@10"]
-        add(svc, f"{kind}, service defaults", params, fit_and_score(kind, params, test_svc), val)
-    for kind, old in PREVIOUS_DEFAULTS.items():
-        val = fit_and_score(kind, old, val_svc)["ndcg@10"]
-        add(svc, f"{kind}, previous defaults", old, fit_and_score(kind, old, test_svc), val)
-    service = asyncio.run(run_service(data, cutoff, test_bin, args.holdout_days, args.redis_url))
+    recent = (data.timestamps < cutoff) & (data.timestamps >= cutoff - 30 * 86_400)
+    last_30 = popularity_of(ml.seen_matrix(data, recent), test_bin)
+    rows = model_rows(
+        test_bin, val_bin, test_svc, val_svc, ("popularity, last 30 days", last_30), args.budget
+    )
+    target = ServiceTarget(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        seen=ml.seen_matrix(data, in_train),
+        # The service runs at the moment the test window opens: time decay and the popular
+        # windows are measured from now, so the ratings are moved forward to end now.
+        load=lambda sessions: ml.load_into_service(sessions, data, in_train, time.time() - cutoff),
+    )
+    service = asyncio.run(run_service(target, test_bin, args.holdout_days, args.redis_url))
     seconds = time.perf_counter() - began
     facts = {
         **vars(args),

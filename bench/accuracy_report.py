@@ -29,21 +29,23 @@ def _row(matrix: str, name: str, m: dict[str, Any], val: float | None, params: s
     )
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> str:
+def paired(a: np.ndarray, b: np.ndarray) -> str:
     """Mean per-user NDCG difference and its standard error (same users, same targets)."""
     diff = np.asarray(a) - np.asarray(b)
     se = diff.std(ddof=1) / np.sqrt(len(diff))
     return f"{diff.mean():+.3f} (paired s.e. {se:.3f})"
 
 
-def table(rows: list[dict[str, Any]], service: list[dict[str, Any]]) -> str:
+def table(
+    rows: list[dict[str, Any]], service: list[dict[str, Any]], groups: dict[str, str] = GROUPS
+) -> str:
     lines = [
         "| train matrix | model | NDCG@10 ± s.e. | recall@10 | MAP@10 | coverage "
         "| validation NDCG@10 | params |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append(_row(GROUPS[r["group"]], r["name"], r["m"], r["val"], _params(r["params"])))
+        lines.append(_row(groups[r["group"]], r["name"], r["m"], r["val"], _params(r["params"])))
     for s in service:
         label = f"**THE SERVICE** (EXCLUDE_INTERACTED={s['exclude']}; picked `{s['kind']}`)"
         if s["exclude"] != "all":
@@ -129,10 +131,10 @@ def report(
         f"counted over the training window's last 30 days alone scores {recent['ndcg@10']:.3f}"
         f", and THE SERVICE is {m['ndcg@10'] / recent['ndcg@10']:.2f}x that.",
         f"- THE SERVICE vs direct implicit ALS, tuned, binary matrix (the issue's \"at least "
-        f'matches direct ALS"): {_paired(m["per_user"], als_bin["per_user"])}: {verdict_als}. '
+        f'matches direct ALS"): {paired(m["per_user"], als_bin["per_user"])}: {verdict_als}. '
         f"vs direct ALS tuned on the service's own matrix: "
-        f"{_paired(m['per_user'], als_svc['per_user'])}; vs ALS with the reference params: "
-        f"{_paired(m['per_user'], ref['per_user'])}.",
+        f"{paired(m['per_user'], als_svc['per_user'])}; vs ALS with the reference params: "
+        f"{paired(m['per_user'], ref['per_user'])}.",
         f"- What the service did: loaded {main['events']:,} events in "
         f"{main['load_seconds']:.1f} s; the rebuild (load, preprocess, select, fit, lists, "
         f"publish) took {main['rebuild_seconds']:.1f} s. Its own holdout "
@@ -140,8 +142,8 @@ def report(
         f"of the training window) scored the candidates at default params: {candidates} "
         f"(popularity {baseline if baseline is None else f'{baseline:.3f}'}); it published "
         f"`{main['kind']}`. Strategies served to the {n_test} users: {main['strategies']}.",
-        f"- Exclusion check (EXCLUDE_INTERACTED=all): {main['rated_in_top10']} already-rated "
-        f"movies in the served top-10s, {main['rated_in_published']} in the whole published "
+        f"- Exclusion check (EXCLUDE_INTERACTED=all): {main['seen_in_top10']} already-rated "
+        f"movies in the served top-10s, {main['seen_in_published']} in the whole published "
         f"lists (mean length {main['published_len']:.0f}); served lists equal the head of the "
         f"published ones: {main['served_same_as_published']}.",
     ]
@@ -164,7 +166,7 @@ def report(
         om = other["metrics"]
         lines.append(
             f"- With the default EXCLUDE_INTERACTED={other['exclude']}, "
-            f"{other['rated_in_top10']} of the {10 * n_test} served slots are movies the user "
+            f"{other['seen_in_top10']} of the {10 * n_test} served slots are movies the user "
             f"already rated, and NDCG@10 falls to {om['ndcg@10']:.3f}: for ratings data, "
             "configure `all`."
         )
