@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.cache import Cache
 from app.config import Settings
@@ -93,3 +95,18 @@ IngestKey = Annotated[Principal, Depends(require_scope("ingest"))]
 ReadKey = Annotated[Principal, Depends(require_scope("read"))]
 AdminKey = Annotated[Principal, Depends(require_scope("admin"))]
 ApiKeyDep = ReadKey
+
+
+def add_plain_get(
+    router: APIRouter, path: str, endpoint: Callable[[Request], Awaitable[Response]]
+) -> None:
+    """Serve GET `path` from a plain Starlette route that skips FastAPI's dependency solving
+    (for the hottest read paths); register it before the documented FastAPI route of the same
+    path, which keeps the OpenAPI contract. Metrics still see the path template."""
+
+    async def labelled(request: Request) -> Response:
+        request.scope["route"] = route  # MetricsMiddleware labels requests by route.path
+        return await endpoint(request)
+
+    route = Route(path, labelled, methods=["GET"], include_in_schema=False)
+    router.routes.append(route)

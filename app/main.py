@@ -111,8 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Recommendations and ad targeting from shoppers' behaviour",
         lifespan=lifespan,
     )
-    # Outermost last: CORS (so refusals carry its headers), metrics, then rate limiting.
-    app.add_middleware(RateLimitMiddleware)
+    # Outermost last: CORS (so refusals carry its headers), metrics, then rate limiting (only
+    # when configured: a layer that does nothing still costs every request a few percent).
+    if settings.rate_limit_requests > 0:
+        app.add_middleware(RateLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     _add_cors(app, settings)
     install_problem_handlers(app)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.cache import CacheUnavailable
 from app.context import AppContext
-from app.deps import ContextDep, ReadKey, api_key_header, authorize
+from app.deps import ContextDep, ReadKey, add_plain_get, api_key_header, authorize
 from app.models import ID_LENGTH, Item
 from app.problems import Problem, validation_errors
 from app.recommendations import service
@@ -83,6 +83,32 @@ def parse_query(request: Request, model: type[BaseModel], lists: tuple[str, ...]
         raise Problem(422, f"invalid query: {fields}", errors=errors) from None
 
 
+async def serve_recommendations(request: Request) -> Response:
+    """Personalised items for a shopper; unknown shoppers get cold-start items, never a 404."""
+    ctx: AppContext = request.app.state.ctx
+    authorize(ctx, request, request.headers.get("x-api-key"), "read")
+    user_id: str = request.path_params["user_id"]
+    if not 0 < len(user_id) <= ID_LENGTH:
+        raise Problem(
+            422,
+            "invalid path: user_id",
+            errors=[{"field": "user_id", "message": f"1 to {ID_LENGTH} characters"}],
+        )
+    query: RecommendationQuery = parse_query(request, RecommendationQuery, lists=("exclude",))
+    filters = service.Filters(
+        category=query.category, brand=query.brand, kind=query.kind, exclude=set(query.exclude)
+    )
+    body = await service.recommend(ctx, user_id, query.n, filters)
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+# The hottest endpoint: a plain Starlette route, registered before the documented one below so
+# it answers the GETs. It skips FastAPI's dependency solving (a fifth of the CPU of a request,
+# measured with py-spy under wrk); parameters are validated by one pydantic model and the body
+# serialised with orjson.
+add_plain_get(router, "/v1/users/{user_id}/recommendations", serve_recommendations)
+
+
 @router.get(
     "/users/{user_id}/recommendations",
     response_model=Recommendations,
@@ -91,21 +117,12 @@ def parse_query(request: Request, model: type[BaseModel], lists: tuple[str, ...]
 async def user_recommendations(
     request: Request,
     user_id: PathId,
-    api_key: Annotated[str | None, Depends(api_key_header)] = None,
+    _api_key: Annotated[str | None, Depends(api_key_header)] = None,
 ) -> Response:
     """Personalised items for a shopper; unknown shoppers get cold-start items, never a 404.
-
-    The hottest endpoint: parameters are validated by one pydantic model and the answer is
-    serialised with orjson, skipping FastAPI's per-parameter machinery (about 2x cheaper).
+    (Documents the contract; the plain route above serves it.)
     """
-    ctx: AppContext = request.app.state.ctx
-    authorize(ctx, request, api_key, "read")
-    query: RecommendationQuery = parse_query(request, RecommendationQuery, lists=("exclude",))
-    filters = service.Filters(
-        category=query.category, brand=query.brand, kind=query.kind, exclude=set(query.exclude)
-    )
-    body = await service.recommend(ctx, user_id, query.n, filters)
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return await serve_recommendations(request)
 
 
 @router.get(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from app.analytics.served import record_served
 from app.cache import CacheUnavailable
 from app.context import AppContext
 from app.experiments.assignment import assignment_for
+from app.ids import request_id
 from app.metrics import CACHE_REQUESTS
 from app.promotions import placement
 from app.promotions.tally import tally
@@ -168,7 +168,7 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         "model_version": view.version,
         "strategy": strategy,
         "generated_at": datetime.now(UTC),
-        "request_id": uuid.uuid4().hex,
+        "request_id": request_id(),
         "experiment": assignment.experiment if assignment else None,
         "variant": assignment.variant if assignment else None,
     }
