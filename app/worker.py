@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 from app.analytics.service import analytics_loop
@@ -87,6 +88,8 @@ async def main(*, once: bool = False, realtime: bool = True) -> None:
     if not realtime:
         settings = settings.model_copy(update={"realtime_enabled": False})
     configure_logging(settings.log_level, settings.log_json)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     if settings.worker_metrics_port and not once:
         serve_worker_metrics(settings.worker_metrics_port)
         log.info("worker metrics served", port=settings.worker_metrics_port)

@@ -93,14 +93,24 @@ def bare_server(workers: int) -> Iterator[str]:
 
 
 def wrk(
-    base_url: str, template: str, users: list[str], connections: int, duration: int
+    base_url: str,
+    template: str,
+    users: list[str],
+    connections: int,
+    duration: float,
+    pace_ms: int = 0,
 ) -> dict[str, float]:
-    """Run wrk, each request for the next user id; return req/s and latency percentiles (ms)."""
+    """Run wrk, each request for the next user id; return req/s and latency percentiles (ms).
+
+    pace_ms > 0: each connection waits that long before each request (a steady read rate
+    instead of saturation; wrk's latency excludes the wait)."""
     script = WRK_SCRIPT % {
         "users": ",".join(f'"{u}"' for u in users),
         "template": template,
         "key": READ_KEY,
     }
+    if pace_ms > 0:
+        script += f"\ndelay = function() return {int(pace_ms)} end\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     threads = "2" if connections > 2 else "1"
@@ -111,7 +121,7 @@ def wrk(
         "-c",
         str(connections),
         "-d",
-        f"{duration}s",
+        f"{int(duration)}s",
         "--latency",
         "-s",
         handle.name,
