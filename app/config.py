@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Port on which `brandlift worker` serves its own counters (rebuilds, real-time updates)
     # for Prometheus; 0: none (the API's /metrics has every other figure).
     worker_metrics_port: int = 0
+    # Added to the worker process's nice value: when API and worker share cores, the kernel
+    # then serves requests first and the worker's batches take what is left (0: unchanged).
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
     # Marketing evaluation: purchases of a recommended item this long after the list was
     # served are attributed to it; events younger than the settle time wait for the next

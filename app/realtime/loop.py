@@ -1,4 +1,4 @@
-"""The real-time loop: drain the dirty-user queue and republish those users' lists."""
+"""The real-time loop: drain the dirty-user queue, republish those users' lists and ad scores."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import asyncio
 import time
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 
 from app.cache import CacheUnavailable
+from app.config import Settings
 from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import REALTIME_UPDATES
 from app.models import Item
+from app.realtime.ads import Events, ad_rows
 from app.realtime.queue import (
     NEW_ITEMS_KEY,
     UPDATED_KEY,
@@ -21,7 +24,13 @@ from app.realtime.queue import (
     queue_stats,
     requeue,
 )
-from app.realtime.recompute import LiveModel, load_user_events, register_new_items, user_payload
+from app.realtime.recompute import (
+    LiveModel,
+    load_user_events,
+    register_new_items,
+    score_user,
+    user_payload,
+)
 from app.recommendations.live_view import UNAVAILABLE_KEY
 from app.training.publish import live_version, version_key
 
@@ -59,6 +68,32 @@ async def process_new_items(ctx: AppContext, live: LiveModel) -> int:
     return len(lists)
 
 
+def compute_batch(
+    live: LiveModel,
+    users: list[str],
+    events: dict[str, Events],
+    settings: Settings,
+    unavailable: set[str],
+    now: float,
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(list payloads, ad-score rows) for a batch of shoppers, by user id."""
+    lists = {}
+    cf_items = live.ads.cf_items if live.ads is not None else np.empty(0, np.int64)
+    # The ad model's CF feature reuses the recommender scores the lists were made from.
+    item_scores = np.zeros((len(users), len(cf_items)), np.float32)
+    for k, user in enumerate(users):
+        scored = score_user(live, events.get(user, []), settings, now)
+        if scored is None:
+            continue
+        item_scores[k] = scored.scores[cf_items]
+        payload = user_payload(live, scored, settings, unavailable, now)
+        if payload is not None:
+            lists[user] = payload
+    if live.ads is None:
+        return lists, {}
+    return lists, ad_rows(live.ads, live.catalog, users, events, item_scores, settings, now)
+
+
 async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
     """Republish up to `limit` dirty users under the live version; returns how many."""
     live = current_model(ctx)
@@ -75,18 +110,11 @@ async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
         raw_unavailable = await ctx.cache.run(lambda r: r.smembers(UNAVAILABLE_KEY))
         unavailable = {m.decode() if isinstance(m, bytes) else m for m in raw_unavailable}
         now = time.time()
-
-        def compute() -> dict[str, bytes]:
-            out = {}
-            for user in users:
-                payload = user_payload(live, events.get(user, []), ctx.settings, unavailable, now)
-                if payload is not None:
-                    out[user] = payload
-            return out
-
-        payloads = await asyncio.to_thread(compute)
-        if payloads:
-            await ctx.cache.run(lambda r: _publish(r, live.version, payloads, now))
+        payloads, ads = await asyncio.to_thread(
+            compute_batch, live, users, events, ctx.settings, unavailable, now
+        )
+        if payloads or ads:
+            await ctx.cache.run(lambda r: _publish(r, live.version, payloads, ads, now))
             REALTIME_UPDATES.inc(len(payloads))
     except Exception:
         await requeue(ctx.cache, popped)  # try again later rather than lose the update
@@ -94,10 +122,15 @@ async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
     return len(popped)
 
 
-async def _publish(client: Any, version: int, payloads: dict[str, bytes], now: float) -> None:
+async def _publish(
+    client: Any, version: int, payloads: dict[str, bytes], ads: dict[str, bytes], now: float
+) -> None:
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hset(version_key(version, "recs"), mapping=payloads)
-        pipe.zadd(UPDATED_KEY, dict.fromkeys(payloads, now))
+        if payloads:
+            pipe.hset(version_key(version, "recs"), mapping=payloads)
+            pipe.zadd(UPDATED_KEY, dict.fromkeys(payloads, now))
+        if ads:
+            pipe.hset(version_key(version, "ads"), mapping=ads)
         await pipe.execute()
 
 

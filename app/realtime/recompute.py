@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.models import Event
+from app.realtime.ads import LiveAds
 from app.training.build import BuildOutput
 from app.training.candidates import content_similar
 from app.training.dataset import ITEM_EVENT_TYPES, Catalog, _epoch
@@ -38,6 +39,17 @@ class LiveModel:
     catalog: Catalog
     # Items added after the build: id -> (content neighbours in catalog codes, category)
     new_items: dict[str, tuple[list[int], str | None]] = field(default_factory=dict)
+    ads: LiveAds | None = None  # the build's ad model, when its profile stage produced one
+
+
+@dataclass
+class Scored:
+    """One shopper's interaction row scored against the live model, before any filter."""
+
+    scores: np.ndarray
+    never_again: dict[int, None]
+    strongest: dict[int, int]
+    recency: list[int]
 
 
 async def load_user_events(
@@ -59,16 +71,13 @@ async def load_user_events(
     return grouped
 
 
-def user_payload(
+def score_user(
     live: LiveModel,
     events: list[tuple[str, str, float, float | None]],
     settings: Settings,
-    unavailable: set[str],
     now: float,
-) -> bytes | None:
-    """The published payload for one shopper, or None when nothing can be scored."""
-    import orjson
-
+) -> Scored | None:
+    """The shopper's rebuilt interaction row scored over the catalog, or None when empty."""
     catalog, model = live.catalog, live.out.model
     if model is None:
         return None
@@ -101,7 +110,18 @@ def user_payload(
         (np.fromiter(positive.values(), dtype=np.float32), (np.zeros(len(codes)), codes)),
         shape=(1, len(catalog)),
     )
-    scores = np.asarray(model.user_vector_scores(row), dtype=np.float32).copy()
+    scores = np.asarray(model.user_vector_scores(row), dtype=np.float32)
+    return Scored(scores, never_again, strongest, recency)
+
+
+def user_payload(
+    live: LiveModel, scored: Scored, settings: Settings, unavailable: set[str], now: float
+) -> bytes | None:
+    """The published payload for one scored shopper, or None when nothing is left to show."""
+    import orjson
+
+    catalog, never_again = live.catalog, scored.never_again
+    scores = scored.scores.copy()
     scores[~catalog.available[: len(scores)]] = -np.inf
     if never_again:
         scores[np.fromiter(never_again, dtype=np.int64)] = -np.inf
@@ -115,11 +135,11 @@ def user_payload(
     top = np.argpartition(-scores, n - 1)[:n]
     top = top[np.argsort(-scores[top], kind="stable")]
     history: list[tuple[int, str]] = []
-    for code in reversed(recency):
+    for code in reversed(scored.recency):
         if len(history) >= 5:
             break
         if all(code != seen for seen, _ in history):
-            history.append((code, VERBS[strongest[code]]))
+            history.append((code, VERBS[scored.strongest[code]]))
     rows = explain(top.tolist(), np.round(scores[top], 5).tolist(), history, live.out, catalog)
     rows = _with_new_items(rows, live, history, unavailable)
     body = {

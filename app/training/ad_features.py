@@ -10,7 +10,8 @@ the spread of such scores so every model kind lands on one scale).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,30 @@ class UserSide:
     brand_buyer: sparse.csr_matrix
     events_log: np.ndarray
     recency_log: np.ndarray
+    # The average shopper's brand / category shares: the lifts' denominators, kept so a
+    # subset of shoppers (real time) is scored against the whole population's averages.
+    brand_mean: np.ndarray
+    category_mean: np.ndarray
+    half_life_days: float
+
+    def rows(self, users: np.ndarray) -> UserSide:
+        """The same features for a subset of users (the population averages stay)."""
+        per_user = {
+            f.name: getattr(self, f.name)[users]
+            for f in fields(self)
+            if f.name not in ("brand_mean", "category_mean", "half_life_days")
+        }
+        return replace(self, **per_user)
 
 
-def user_side(act: Activity, table: FeatureTable, half_life_days: float) -> UserSide:
+def user_side(
+    act: Activity,
+    table: FeatureTable,
+    half_life_days: float,
+    means: tuple[np.ndarray, np.ndarray] | None = None,
+) -> UserSide:
     """Everything user-dependent, from the events before `table.ref`."""
+    # `means` (brand, category): a subset's lifts divide by the whole population's averages.
     ref = table.ref
     brands = affinity(act, ref, half_life_days, "brand")
     categories = affinity(act, ref, half_life_days, "category")
@@ -69,9 +90,10 @@ def user_side(act: Activity, table: FeatureTable, half_life_days: float) -> User
     )
     buyer.data[:] = 1.0
     raw = affinity(act, ref, half_life_days, "brand", shares=False)
+    brand_mean, category_mean = means or (_mean_share(brands), _mean_share(categories))
     return UserSide(
-        brand_lift=_lift(brands),
-        category_lift=_lift(categories),
+        brand_lift=_lift(brands, brand_mean),
+        category_lift=_lift(categories, category_mean),
         brand_events=sparse.csr_matrix(raw.log1p()),
         brand_share=brands,
         brand_top=top_mask(brands, TOP_BRANDS),
@@ -80,13 +102,20 @@ def user_side(act: Activity, table: FeatureTable, half_life_days: float) -> User
         brand_buyer=sparse.csr_matrix(buyer > 0, dtype=np.float64),
         events_log=np.log1p(table.events),
         recency_log=table.column("recency_days_log"),
+        brand_mean=brand_mean,
+        category_mean=category_mean,
+        half_life_days=half_life_days,
     )
 
 
-def _lift(shares: sparse.csr_matrix) -> sparse.csr_matrix:
-    """log1p(a user's share of a label / the average share of that label)."""
+def _mean_share(shares: sparse.csr_matrix) -> np.ndarray:
+    """Each label's average share over the users with any events."""
     users = max(int((np.diff(shares.indptr) > 0).sum()), 1)
-    mean = np.asarray(shares.sum(axis=0)).ravel() / users
+    return np.asarray(shares.sum(axis=0)).ravel() / users
+
+
+def _lift(shares: sparse.csr_matrix, mean: np.ndarray) -> sparse.csr_matrix:
+    """log1p(a user's share of a label / the average share of that label)."""
     out = sparse.csr_matrix(shares, copy=True)
     out.data = np.log1p(out.data / np.maximum(mean[out.indices], 1e-9))
     return out
@@ -174,6 +203,26 @@ class CFScorer:
         """(len(users), campaigns) scores on the common scale."""
         return self._raw(users) / self.scale
 
+    def from_item_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Like `block`, from shoppers' scores of `self.items` computed elsewhere (real time)."""
+        return np.asarray(scores, np.float64) @ self.mean_dense / self.scale
+
+    def detached(self) -> CFScorer:
+        """A copy for `from_item_scores` only, without the rebuild's users."""
+        out = copy.copy(self)  # the users' confidence matrix can be large: not kept
+        out.matrix, out.to_model_user = None, np.empty(0, np.int64)
+        return out
+
+
+class FixedCF:
+    """CF scores computed beforehand for a block of shoppers, in user-code order."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def block(self, users: np.ndarray) -> np.ndarray:
+        return self.values[users]
+
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -225,7 +274,11 @@ def _block(matrix: sparse.csr_matrix, users: np.ndarray, cols: np.ndarray) -> np
 
 
 def grid_features(
-    user: UserSide, camp: CampaignSide, cf: CFScorer | None, users: np.ndarray, camps: np.ndarray
+    user: UserSide,
+    camp: CampaignSide,
+    cf: CFScorer | FixedCF | None,
+    users: np.ndarray,
+    camps: np.ndarray,
 ) -> np.ndarray:
     """AD_FEATURES for every user x campaign, shaped (len(users) * len(camps), features) in
     user-major order; the same values as pair_features, sliced by blocks (much faster)."""

@@ -30,6 +30,7 @@ from app.training.ad_features import (
     CHUNK_USERS,
     CampaignSide,
     CFScorer,
+    FixedCF,
     UserSide,
     grid_features,
     pair_features,
@@ -135,7 +136,7 @@ class AdModel:
     value: np.ndarray
     user: UserSide
     camp: CampaignSide
-    cf: CFScorer | None
+    cf: CFScorer | FixedCF | None
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, X: np.ndarray, camps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from app.context import AppContext
 from app.logging import get_logger
 from app.metrics import REBUILD_DURATION, REBUILDS
 from app.models import ModelRun
+from app.realtime.ads import LiveAds, live_ads
 from app.realtime.queue import carry_over_realtime, mark_dirty
 from app.realtime.recompute import LiveModel
 from app.registry import service as registry
@@ -66,6 +67,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     version = await registry.start_run(ctx.sessions, settings.model_kind, trigger)
     log.info("rebuild started", version=version, trigger=trigger)
     profile_job: ProfileJob | None = None
+    ads: LiveAds | None = None
     try:
         catalog = await load_catalog(ctx.engine)
         # The worker keeps the event log between rebuilds and reads only what is new.
@@ -118,6 +120,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         tick_profiles = time.perf_counter()
         profiles = await publish_profiles(ctx, version, catalog, inter, out, profile_job)
         fields["metrics"].update(profiles)
+        ads = live_ads(await profile_job.task, catalog)  # real time rescores ads with it
         out.timings["profiles_and_ads"] = round(time.perf_counter() - tick_profiles, 3)
         tick_promotions = time.perf_counter()
         fields["metrics"].update(await publish_promotions(ctx, version, catalog, out))
@@ -142,7 +145,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
     duration = time.perf_counter() - started
     REBUILD_DURATION.set(duration)
     REBUILDS.labels("live").inc()
-    ctx.extras["realtime_model"] = LiveModel(version, out, catalog)
+    ctx.extras["realtime_model"] = LiveModel(version, out, catalog, ads=ads)
     for callback in ctx.extras.get("on_live", []):
         callback(version)  # e.g. this process's serving view re-reads the pointer now
     log.info("model live", version=version, kind=out.kind, seconds=round(duration, 2))

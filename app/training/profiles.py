@@ -57,14 +57,19 @@ def _codes(values: list[str | None]) -> tuple[np.ndarray, list[str]]:
     return np.array([index.get(v, -1) if v else -1 for v in values], dtype=np.int64), labels
 
 
-def activity(
-    inter: Interactions, catalog: Catalog, users: Users, weights: dict[str, float]
-) -> Activity:
-    """Map a cleaned event log onto the users table and resolve item attributes once."""
-    to_user = np.fromiter((users.code(u) for u in inter.user_ids), np.int64, len(inter.user_ids))
-    user = to_user[inter.user] if len(inter) else np.empty(0, np.int64)
-    order = np.lexsort((inter.ts, user))
-    item = inter.item[order]
+@dataclass
+class ItemAttributes:
+    """Per catalog item: category and brand codes, log price relative to its category."""
+
+    category: np.ndarray
+    brand: np.ndarray
+    rel_price: np.ndarray
+    categories: list[str]
+    brands: list[str]
+
+
+def item_attributes(catalog: Catalog) -> ItemAttributes:
+    """Resolve the catalog's attributes once (real time reuses them for every batch)."""
     item_cat, categories = _codes(catalog.category)
     item_brand, brands = _codes(catalog.brand)
     price = np.asarray(catalog.price, dtype=np.float64)
@@ -75,6 +80,24 @@ def activity(
         if len(prices):
             median[c] = np.median(prices)
     rel = log_price - np.where(item_cat >= 0, median[np.maximum(item_cat, 0)], np.nan)
+    return ItemAttributes(item_cat, item_brand, rel, categories, brands)
+
+
+def activity(
+    inter: Interactions,
+    catalog: Catalog,
+    users: Users,
+    weights: dict[str, float],
+    items: ItemAttributes | None = None,
+) -> Activity:
+    """Map a cleaned event log onto the users table and resolve item attributes once."""
+    to_user = np.fromiter((users.code(u) for u in inter.user_ids), np.int64, len(inter.user_ids))
+    user = to_user[inter.user] if len(inter) else np.empty(0, np.int64)
+    order = np.lexsort((inter.ts, user))
+    item = inter.item[order]
+    attrs = items or item_attributes(catalog)
+    item_cat, item_brand, rel = attrs.category, attrs.brand, attrs.rel_price
+    categories, brands = attrs.categories, attrs.brands
     etype = inter.etype[order]
     table = np.array([max(weights.get(t, 0.0), 0.0) for t in ITEM_EVENT_TYPES], np.float64)
     amount = np.nan_to_num(inter.amount[order].astype(np.float64), nan=0.0)

@@ -34,7 +34,7 @@ from app.models import UserProfile
 from app.training.build import BuildOutput
 from app.training.dataset import Catalog, Interactions
 from app.training.profile_build import ProfileOutput, build_profiles
-from app.training.profile_data import load_profile_data
+from app.training.profile_data import Campaigns, load_profile_data
 from app.training.publish import PENDING_TTL, version_key
 
 PROFILE_PARTS = ("prof", "pmeta", "ads", "adm", "aud")
@@ -173,12 +173,17 @@ async def _stage_and_upsert(
     await raw.execute("DELETE FROM user_profiles WHERE version <> $1", version)
 
 
+def active_campaigns(campaigns: Campaigns) -> np.ndarray:
+    """Codes of the campaigns scored and published, in the order of adm's columns."""
+    return np.array([k for k, on in enumerate(campaigns.active) if on], dtype=np.int64)
+
+
 def ad_payloads(
     res: ProfileOutput,
 ) -> tuple[dict[str, bytes], Iterator[tuple[str, bytes]], dict[str, bytes], dict[str, Any]]:
     """(adm fields, ads rows, aud fields, ad publish metrics) for the active campaigns."""
     ads, campaigns = res.ads, res.ads_campaigns
-    active = np.array([k for k, on in enumerate(campaigns.active) if on], dtype=np.int64)
+    active = active_campaigns(campaigns)
     warm = res.warm
     if len(active):
         pc, pv = ads.score(warm, active)

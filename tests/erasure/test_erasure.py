@@ -3,8 +3,10 @@ the next rebuild, and a racing publish is swept up."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,9 +154,14 @@ async def assign_to_experiment(ctx: AppContext, user: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def quick_follow_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def quick_follow_up(monkeypatch: pytest.MonkeyPatch, app: FastAPI) -> Iterator[None]:
     monkeypatch.setattr(erasure, "FOLLOW_UP_DELAY", 0.05)
     monkeypatch.setattr(erasure, "FOLLOW_UP_POLL", 0.05)
+    yield
+    # A failed test must not leave a follow-up polling for an hour behind it (the next test's
+    # wait_follow_ups would wait for it).
+    for task in app.state.ctx.extras.get("erasure_tasks", ()):
+        task.cancel()
 
 
 async def test_erasure_needs_the_admin_scope(client: httpx.AsyncClient) -> None:
@@ -245,8 +252,14 @@ async def test_a_publish_racing_the_erasure_is_swept_up(
     user = unique("racer")
     # A rebuild that read the events before the erasure is still running...
     racing = await registry.start_run(ctx.sessions, "als", "test")
+    # The scheduled follow-up would sweep while this test plants the racing writes: hold it
+    # off and run the follow-up itself below, once they are in place.
+    erasure.FOLLOW_UP_DELAY = 3600.0  # restored by the quick_follow_up fixture
+    erased_at = time.time()
     resp = await client.delete(f"/v1/users/{user}", headers=ADMIN)
     assert resp.status_code == 202
+    for task in ctx.extras.get("erasure_tasks", ()):
+        task.cancel()
     # ...and publishes the user afterwards, under its pending version, with their profile row;
     name = version_key(racing, "recs")
     await ctx.cache.run(lambda r: r.hset(name, user, b'{"s":"personalised","i":[]}'))
@@ -261,8 +274,12 @@ async def test_a_publish_racing_the_erasure_is_swept_up(
     await served_log(ctx).flush(ctx)
     await assign_to_experiment(ctx, user)
     assert set(await rows_naming(ctx, user)) >= {"user_profiles", "experiment_users"}
+    erasure.FOLLOW_UP_DELAY = 0.05
+    follow_up = asyncio.create_task(erasure.follow_up(ctx, user, erased_at))
+    await asyncio.sleep(0.3)
+    assert not follow_up.done()  # it waits while the racing rebuild is still training
     await registry.finish_run(ctx.sessions, racing, "failed", detail="test: racing publish")
-    await erasure.wait_follow_ups(ctx)
+    assert await asyncio.wait_for(follow_up, timeout=30) > 0
     assert await rows_naming(ctx, user) == {}
     assert await cache_entries_naming(ctx, user) == []
     await ctx.cache.run(lambda r: r.delete(name))

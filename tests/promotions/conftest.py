@@ -89,7 +89,15 @@ async def promo_world(
         pool = [i["item_id"] for i in live_world.items if i["category"] == category]
         return pool[brand_index::2]
 
-    prefix = unique("pc")
+    # The brand-lift test needs both held-out and exposed "beauty" shoppers for the slot
+    # campaign: pick ids whose hash gives both (a random id holds none of 25 out 7% of the time).
+    beauty = [u for u, c in live_world.taste.items() if c == "beauty"]
+    holdout = app.state.ctx.settings.promotion_holdout
+    while True:
+        prefix = unique("pc")
+        held = sum(bucket(f"promo:{prefix}-slot", u) < holdout for u in beauty)
+        if 1 <= held <= len(beauty) - 6:
+            break
     ids = {"slot": f"{prefix}-slot", "capped": f"{prefix}-cap", "boost": f"{prefix}-boost"}
     items = {
         ids["slot"]: items_of("shoes", 0),
