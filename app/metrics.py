@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -148,6 +149,18 @@ def counter_totals(name: str, label: str) -> dict[str, float]:
     return totals
 
 
+# Bound label children, looked up once: `.labels()` costs about as much as the update itself
+# on the hottest routes. The label sets are bounded (method x route template x status).
+@functools.cache
+def _request_counter(method: str, template: str, status: int) -> Any:
+    return HTTP_REQUESTS.labels(method, template, str(status))
+
+
+@functools.cache
+def _latency_histogram(method: str, template: str) -> Any:
+    return HTTP_LATENCY.labels(method, template)
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware: counts and times requests by their route template."""
 
@@ -173,5 +186,5 @@ class MetricsMiddleware:
             # Unmatched paths share one label so scanners cannot blow up cardinality.
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, template, str(status_holder["status"])).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)
+            _request_counter(method, template, status_holder["status"]).inc()
+            _latency_histogram(method, template).observe(time.perf_counter() - start)

@@ -94,12 +94,28 @@ async def serve_recommendations(request: Request) -> Response:
             "invalid path: user_id",
             errors=[{"field": "user_id", "message": f"1 to {ID_LENGTH} characters"}],
         )
-    query: RecommendationQuery = parse_query(request, RecommendationQuery, lists=("exclude",))
-    filters = service.Filters(
-        category=query.category, brand=query.brand, kind=query.kind, exclude=set(query.exclude)
-    )
-    body = await service.recommend(ctx, user_id, query.n, filters)
+    n = _plain_n(request)
+    if n is not None:  # the storefront's usual call: nothing else to validate
+        body = await service.recommend(ctx, user_id, n, service.Filters())
+    else:
+        query: RecommendationQuery = parse_query(request, RecommendationQuery, lists=("exclude",))
+        filters = service.Filters(
+            category=query.category, brand=query.brand, kind=query.kind, exclude=set(query.exclude)
+        )
+        body = await service.recommend(ctx, user_id, query.n, filters)
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+def _plain_n(request: Request) -> int | None:
+    """n when the query is empty or only a valid `n` (a few percent of the request's CPU saved
+    over the pydantic model); None sends anything else through RecommendationQuery."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
+        return 10
+    if raw.startswith(b"n=") and raw[2:].isdigit() and len(raw) <= 5:
+        n = int(raw[2:])
+        return n if 1 <= n <= service.MAX_N else None
+    return None
 
 
 # The hottest endpoint: a plain Starlette route, registered before the documented one below so
