@@ -10,7 +10,6 @@ pushed back if the database write fails. Inserts ignore known request_ids.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import time
@@ -27,6 +26,7 @@ from app.analytics.fold_io import LIST_COLUMNS, open_io
 from app.cache import CacheUnavailable, key
 from app.context import AppContext
 from app.experiments.assignment import Spec
+from app.flusher import BackgroundFlusher
 from app.logging import get_logger
 
 log = get_logger(__name__)
@@ -38,23 +38,20 @@ DRAIN_BATCH = 2_000
 PAGE = 10_000
 
 
-class ServedLog:
+class ServedLog(BackgroundFlusher):
     def __init__(self) -> None:
+        super().__init__(FLUSH_SECONDS)
         self.buffer: deque[bytes] = deque(maxlen=BUFFER_MAX)
-        self.task: asyncio.Task[None] | None = None
         self.dropped = 0
 
     def record(self, ctx: AppContext, entry: tuple[Any, ...]) -> None:
         if len(self.buffer) == BUFFER_MAX:
             self.dropped += 1
         self.buffer.append(orjson.dumps(entry))
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(ctx))
+        self.kick(ctx)
 
-    async def _run(self, ctx: AppContext) -> None:
-        while self.buffer:
-            await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush(ctx)
+    def pending(self) -> bool:
+        return bool(self.buffer)
 
     async def flush(self, ctx: AppContext) -> int:
         """Send the buffered lists to the stream; keep them when the cache is down."""
@@ -68,14 +65,6 @@ class ServedLog:
             self.buffer.extendleft(reversed(batch))  # newer lists stay behind, order kept
             return 0
         return len(batch)
-
-    async def close(self, ctx: AppContext) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        with contextlib.suppress(Exception):
-            await self.flush(ctx)
 
 
 async def _push_all(client: Any, queue: str, batch: list[bytes]) -> None:

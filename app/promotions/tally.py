@@ -7,27 +7,26 @@ them while the cache is down, so every API process adds to the same delivery rep
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections import Counter
 from typing import Any
 
 from app.cache import CacheUnavailable
 from app.context import AppContext
+from app.flusher import BackgroundFlusher
 from app.promotions.store import CAP_HITS_KEY, reach_key
 
 FLUSH_SECONDS = 0.5
 REACH_MAX = 100_000  # entries kept per process while the cache is down
 
 
-class Tally:
+class Tally(BackgroundFlusher):
     def __init__(self) -> None:
+        super().__init__(FLUSH_SECONDS)
         self.cap_hits: Counter[str] = Counter()
         self.reach: dict[tuple[str, str, str], float] = {}
         # Entries already flushed: HSETNX would ignore them, so skip the round trip's work.
         self.sent: set[tuple[str, str, str]] = set()
-        self.task: asyncio.Task[None] | None = None
 
     def note(self, ctx: AppContext, campaign_id: str, user_id: str, state: str) -> None:
         """state: "capped", "holdout" or "exposed"."""
@@ -38,13 +37,10 @@ class Tally:
             if k in self.sent or k in self.reach or len(self.reach) >= REACH_MAX:
                 return
             self.reach[k] = time.time()
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(ctx))
+        self.kick(ctx)
 
-    async def _run(self, ctx: AppContext) -> None:
-        while self.cap_hits or self.reach:
-            await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush(ctx)
+    def pending(self) -> bool:
+        return bool(self.cap_hits or self.reach)
 
     async def flush(self, ctx: AppContext) -> bool:
         """Send what was counted; False (and everything kept) when the cache is down."""
@@ -72,14 +68,6 @@ class Tally:
             self.sent.clear()
         self.sent.update(reach)
         return True
-
-    async def close(self, ctx: AppContext) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        with contextlib.suppress(Exception):
-            await self.flush(ctx)
 
 
 def tally(ctx: AppContext) -> Tally:

@@ -28,6 +28,14 @@ class Split:
     test: sparse.csr_matrix  # same shape as train; 1.0 marks a held-out positive
 
 
+def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Elementwise: is each of `values` (any shape) in the sorted 1-d `sorted_keys`?"""
+    if not len(sorted_keys):
+        return np.zeros(values.shape, bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
 def temporal_split(
     user_idx: np.ndarray,
     item_idx: np.ndarray,
@@ -101,8 +109,7 @@ def per_user_metrics(
     truth_keys = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr)) * n_items
     truth_keys += sub.indices
     rec_keys = np.arange(len(users), dtype=np.int64)[:, None] * n_items + ids
-    pos = np.searchsorted(truth_keys, rec_keys).clip(max=max(len(truth_keys) - 1, 0))
-    hits = (ids >= 0) & (truth_keys[pos] == rec_keys) if len(truth_keys) else ids < -1
+    hits = (ids >= 0) & in_sorted(rec_keys, truth_keys)
 
     denom = np.minimum(k, np.diff(sub.indptr)).astype(np.float64)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))

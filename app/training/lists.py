@@ -12,6 +12,7 @@ from scipy import sparse
 from app.config import Settings
 from app.training.candidates import cold_user_lists
 from app.training.dataset import TYPE_CODE, Catalog, Interactions
+from app.training.evaluate import in_sorted
 from app.training.models import Recommender
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def user_lists(
             ids = np.asarray(ids, dtype=np.int64)
             # One vectorised pass: drop padding, bought items and unavailable items.
             keys = chunk[:, None].astype(np.int64) * n_items + np.maximum(ids, 0)
-            valid = (ids >= 0) & ~_member(keys, banned_pairs)
+            valid = (ids >= 0) & ~in_sorted(keys, banned_pairs)
             valid &= catalog.available[np.maximum(ids, 0)]
             # Valid picks first, in score order (a stable sort keeps it), then the top n.
             order = np.argsort(~valid, axis=1, kind="stable")[:, :n]
@@ -107,14 +108,6 @@ def user_lists(
             [[catalog.item_ids[i], round(s, 5), reason] for i, s in picked],
         )
     return lists
-
-
-def _member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """values (any shape) found in the sorted 1-d sorted_keys."""
-    if not len(sorted_keys):
-        return np.zeros(values.shape, bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[pos] == values
 
 
 class BatchExplainer:
@@ -144,7 +137,7 @@ class BatchExplainer:
         for j in range(HISTORY):
             source = self.history.items[users, j]
             hit = unresolved & (source >= 0)[:, None]
-            hit &= _member(source[:, None] * self.n_items + picks, self.pairs)
+            hit &= in_sorted(source[:, None] * self.n_items + picks, self.pairs)
             if not hit.any():
                 continue
             row, col = np.nonzero(hit)

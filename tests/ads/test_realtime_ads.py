@@ -10,32 +10,22 @@ import pytest
 
 from app.context import AppContext
 from app.profiles.view import get_profile_view
-from app.realtime.loop import current_model, process_batch
+from app.realtime.loop import current_model
 from app.training.pipeline import rebuild
 from app.training.publish import live_version, version_key
 from tests.ads.test_scores import active_campaigns, scores
 from tests.conftest import INGEST, unique
 from tests.profiles.world import ProfileWorld
 from tests.realtime.test_realtime import purchases
-
-
-async def drain(ctx: AppContext) -> None:
-    for _ in range(200):
-        if not await process_batch(ctx, limit=1000):
-            return
-    raise AssertionError("the dirty queue did not drain")
+from tests.rebuilds import drain, forced_live
 
 
 @pytest.fixture
 async def ctx(app: Any, ad_world: ProfileWorld) -> AsyncIterator[AppContext]:
     """A live model of this process (with its ad model) and an empty dirty queue."""
     context: AppContext = app.state.ctx
-    saved = context.settings.guardrail_tolerance
-    context.settings.guardrail_tolerance = 1.0  # this rebuild must go live
-    try:
+    with forced_live(context):
         assert (await rebuild(context, trigger="test"))["status"] == "live"
-    finally:
-        context.settings.guardrail_tolerance = saved
     live = current_model(context)
     assert live is not None and live.ads is not None
     await get_profile_view(context).refresh(context, force=True)

@@ -4,7 +4,6 @@ the next rebuild, and a racing publish is swept up."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -27,18 +26,7 @@ from app.training.pipeline import rebuild
 from app.training.publish import PENDING_TTL, live_version, version_key
 from tests.conftest import ADMIN, INGEST, READ, unique
 from tests.live_world import LiveWorld
-
-
-@contextlib.contextmanager
-def forced_live(ctx: AppContext) -> Iterator[None]:
-    """Rebuilds on this context go live whatever their holdout says (the guardrail is not
-    under test here, and the planted world's later rebuilds may score a little lower)."""
-    original = ctx.settings
-    ctx.settings = original.model_copy(update={"guardrail_tolerance": 1.0})
-    try:
-        yield
-    finally:
-        ctx.settings = original
+from tests.rebuilds import forced_live
 
 
 async def rows_naming(ctx: AppContext, needle: str) -> dict[str, int]:

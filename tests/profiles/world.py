@@ -11,6 +11,7 @@ import httpx
 from app.synthetic import World, generate_world
 from app.training.pipeline import rebuild
 from tests.conftest import INGEST
+from tests.rebuilds import forced_live
 
 
 @dataclass
@@ -131,12 +132,8 @@ async def build_world(
     assert resp.status_code == 200, resp.text
     await ingest_world(client, world, events)
     ctx = app.state.ctx
-    saved = ctx.settings.guardrail_tolerance
-    ctx.settings.guardrail_tolerance = 1.0
-    try:
+    with forced_live(ctx):
         result = await rebuild(ctx, trigger="test")
-    finally:
-        ctx.settings.guardrail_tolerance = saved
     assert result["status"] == "live", result
     return ProfileWorld(
         prefix=prefix, world=world, version=result["version"], attributes_only=attributes_only,

@@ -12,33 +12,22 @@ import httpx
 import pytest
 
 from app.context import AppContext
-from app.realtime.loop import process_batch
 from app.realtime.queue import DIRTY_KEY, mark_dirty
 from app.recommendations.live_view import get_live_view
 from app.training.pipeline import rebuild
 from tests.conftest import INGEST, READ, unique
 from tests.live_world import LiveWorld
+from tests.rebuilds import drain, forced_live
 
 
 @pytest.fixture
 async def ctx(app: Any, live_world: LiveWorld) -> AsyncIterator[AppContext]:
     """The app's context with a model of its own live (earlier tests may have swapped it)."""
     context: AppContext = app.state.ctx
-    saved = context.settings.guardrail_tolerance
-    context.settings.guardrail_tolerance = 1.0  # this rebuild must go live
-    try:
+    with forced_live(context):
         assert (await rebuild(context, trigger="test"))["status"] == "live"
-    finally:
-        context.settings.guardrail_tolerance = saved
     await get_live_view(context).refresh(context, force=True)
     yield context
-
-
-async def drain(ctx: AppContext) -> None:
-    for _ in range(200):
-        if not await process_batch(ctx, limit=1000):
-            return
-    raise AssertionError("the dirty queue did not drain")
 
 
 async def shopper_of(
@@ -157,16 +146,12 @@ async def test_rebuild_during_updates_keeps_the_newest_list(
     user = await shopper_of(client, ctx, live_world, "beauty")
     shoes = [i["item_id"] for i in live_world.items if i["category"] == "shoes"]
     before = await categories_of(client, live_world, user)
-    saved = ctx.settings.guardrail_tolerance
-    ctx.settings.guardrail_tolerance = 1.0
-    try:
+    with forced_live(ctx):
         building = asyncio.create_task(rebuild(ctx, trigger="test"))
         await asyncio.sleep(0)  # the rebuild has taken its snapshot time
         await client.post("/v1/events", json=purchases(user, shoes[:14], 0.01), headers=INGEST)
         await drain(ctx)
         assert (await building)["status"] == "live"
-    finally:
-        ctx.settings.guardrail_tolerance = saved
     await get_live_view(ctx).refresh(ctx, force=True)
     await drain(ctx)
     after = await categories_of(client, live_world, user)

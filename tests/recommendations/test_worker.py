@@ -17,6 +17,7 @@ from app.training.publish import LIVE_KEY, live_version, version_key, write_vers
 from app.worker import run_once
 from tests.conftest import ADMIN, READ
 from tests.live_world import LiveWorld
+from tests.rebuilds import forced_live
 
 
 async def test_rebuild_job_through_the_api(
@@ -142,12 +143,8 @@ async def test_cold_items_and_cold_users_after_a_rebuild(
     }
     await client.post("/v1/events", json=[view], headers=INGEST)
     previous = await live_version(ctx.cache)
-    saved = ctx.settings.guardrail_tolerance
-    ctx.settings.guardrail_tolerance = 1.0
-    try:
+    with forced_live(ctx):
         assert (await rebuild(ctx, trigger="test"))["status"] == "live"
-    finally:
-        ctx.settings.guardrail_tolerance = saved
     await get_live_view(ctx).refresh(ctx, force=True)
 
     # An item nobody touched gets neighbours from its brand, category and tags.
