@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     similar_top_n: int = 50
     holdout_days: float = 7.0
     guardrail_tolerance: float = 0.05
+    # Holdout users scored per candidate: a stable sample (by id) past this many, so two
+    # rebuilds minutes apart score nearly the same shoppers and the guardrail compares like
+    # with like; 0 scores them all.
+    eval_max_users: int = Field(default=5000, ge=0)
     model_kind: Literal["auto", "als", "bpr", "itemknn", "ease"] = "auto"
     # In auto mode all candidates compete on the holdout at most this often; rebuilds in
     # between retrain the winner only.

@@ -41,7 +41,7 @@ class LiveAds:
 
 def live_ads(res: ProfileOutput, catalog: Catalog) -> LiveAds:
     """Keep what real time needs from a rebuild's profile stage (per-user arrays dropped)."""
-    ads = res.ads
+    ads = res.ad_model
     cf = ads.cf.detached() if isinstance(ads.cf, CFScorer) else None
     slim = replace(ads, user=ads.user.rows(np.empty(0, np.int64)), cf=None, metrics={})
     return LiveAds(slim, cf, active_campaigns(res.ads_campaigns), item_attributes(catalog))

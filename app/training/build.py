@@ -17,7 +17,7 @@ from scipy import sparse
 from app.config import Settings
 from app.training.candidates import ALL, content_similar, popularity, top_k
 from app.training.dataset import TYPE_CODE, Catalog, Interactions
-from app.training.evaluate import Split, ranking_metrics
+from app.training.evaluate import Split, holdout_users, ranking_metrics, stable_sample
 from app.training.lists import user_lists
 from app.training.models import DEFAULTS, Recommender, build_model
 from app.training.preprocess import (
@@ -86,9 +86,10 @@ def evaluate_candidates(
     tuned: dict[str, dict[str, Any]] | None,
     use_gpu: bool,
     fitted: dict[str, Recommender] | None = None,
+    users: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Fit each candidate on the train window, score it on the holdout; plus the baseline
-    (the best fitted candidate goes into `fitted` by kind when given)."""
+    """Fit each candidate on the train window, score it on the holdout (`users` of it when
+    given); plus the baseline (the best fitted candidate goes into `fitted` by kind)."""
     baseline = build_model("popular")
     baseline.fit(split.train)
     results: list[dict[str, Any]] = []
@@ -96,7 +97,7 @@ def evaluate_candidates(
         started = time.perf_counter()
         model = build_model(kind, _params(kind, tuned), use_gpu=use_gpu)
         model.fit(split.train)
-        metrics = ranking_metrics(model, split, k=10)
+        metrics = ranking_metrics(model, split, k=10, users=users)
         metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
         # Only the best so far is kept: several fitted candidates at once would multiply the
         # peak memory (EASE alone is a dense items x items matrix).
@@ -107,7 +108,7 @@ def evaluate_candidates(
             fitted[kind] = model
         results.append({"kind": kind, "params": model.params, "metrics": metrics})
     results.sort(key=lambda r: -float(r["metrics"]["ndcg@10"]))
-    return results, ranking_metrics(baseline, split, k=10)
+    return results, ranking_metrics(baseline, split, k=10, users=users)
 
 
 def build(
@@ -140,12 +141,13 @@ def build(
     if len(inter):
         cutoff = float(inter.ts.max()) - settings.holdout_days * DAY
         split = holdout_split(inter, weights, shape, cutoff)
-        test_users = int((np.diff(split.test.indptr) > 0).sum())
-        metrics["holdout_users"] = test_users
-        if test_users >= MIN_TEST_USERS:
+        test_users = holdout_users(split)
+        metrics["holdout_users"] = len(test_users)
+        if len(test_users) >= MIN_TEST_USERS:
             fitted: dict[str, Recommender] = {}
+            scored = stable_sample(test_users, inter.user_ids, settings.eval_max_users)
             candidates, baseline = evaluate_candidates(
-                split, kinds, tuned, settings.use_gpu, fitted
+                split, kinds, tuned, settings.use_gpu, fitted, scored
             )
             best = candidates[0]
             kind, params = best["kind"], best["params"]
@@ -228,12 +230,18 @@ def _similar_lists(
         for start in range(0, len(warm), 2048):
             chunk = warm[start : start + 2048]
             ids, scores = model.similar_items(chunk, k + 1)
-            for row, item in enumerate(chunk):
-                out[int(item)] = [
-                    (int(j), float(s))
-                    for j, s in zip(ids[row], scores[row], strict=True)
-                    if j != item and j >= 0 and catalog.available[j] and s > 0
-                ][:k]
+            ids = np.asarray(ids, dtype=np.int64)
+            scores = np.asarray(scores)
+            valid = (ids >= 0) & (ids != chunk[:, None]) & (scores > 0)
+            valid &= catalog.available[np.maximum(ids, 0)]
+            # Valid neighbours first, in score order (a stable sort keeps it), then k of them.
+            order = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+            counts = np.minimum(valid.sum(axis=1), k).tolist()
+            kept_ids = np.take_along_axis(ids, order, axis=1).tolist()
+            kept_scores = np.take_along_axis(scores, order, axis=1).astype(np.float64).tolist()
+            for row, item in enumerate(chunk.tolist()):
+                n = counts[row]
+                out[item] = list(zip(kept_ids[row][:n], kept_scores[row][:n], strict=True))
     cold = np.array([i for i in range(len(catalog)) if not out.get(i)], dtype=np.int64)
     if len(cold):
         out.update(content_similar(catalog, cold, k, item_popularity))

@@ -58,6 +58,9 @@ class Interactions:
     quantity: np.ndarray  # float32, NaN when missing
     amount: np.ndarray  # float32, NaN when missing
     value: np.ndarray  # float32, NaN when missing
+    # The CleanStats of the preprocess.clean() pass that produced these rows (None: raw rows);
+    # clean() returns cleaned rows as they are, so the build and the profiles share one pass.
+    cleaned: Any = None
 
     def __len__(self) -> int:
         return len(self.user)

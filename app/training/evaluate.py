@@ -13,6 +13,8 @@ All match implicit.evaluation.ranking_metrics_at_k on the same recommendations.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,15 @@ def _indicator(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> 
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def stable_sample(users: np.ndarray, user_ids: Sequence[str], limit: int) -> np.ndarray:
+    """At most `limit` of `users` (codes into `user_ids`), chosen by a hash of the id: the same
+    shoppers stay in the sample from one rebuild to the next (0: all of them)."""
+    if not limit or len(users) <= limit:
+        return users
+    rank = np.fromiter((zlib.crc32(user_ids[u].encode()) for u in users.tolist()), np.int64)
+    return np.sort(users[np.argsort(rank, kind="stable")[:limit]])
 
 
 def holdout_users(split: Split) -> np.ndarray:

@@ -7,11 +7,15 @@ rows against a mean (or base-rate) predictor. Linear/logistic regression is the 
 challenger (ridge, gradient-boosted trees) is used only when CV says it is clearly better
 (R^2 higher by CHALLENGER_MARGIN, or log loss lower by it). The linear model is always
 fitted and reported by feature name, so GET /v1/models/{version} can show its coefficients.
+Cross-validating every candidate costs more than the rest of the profile stage, so the worker
+keeps each target's choice (selection()) and later rebuilds refit that kind alone until
+RESELECT_HOURS have passed, as the recommender's auto-selection does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -171,12 +175,53 @@ CHURN_CANDIDATES: dict[str, Any] = {
 
 
 def _fit(
-    target: str, X: np.ndarray, y: np.ndarray, names: list[str], classifier: bool, seed: int
+    target: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    classifier: bool,
+    seed: int,
+    previous: dict[str, Any] | None,
 ) -> FittedModel:
     # One OpenMP thread: the boosted trees' thread pool spins against the other work on a
     # small machine and runs several times slower than on one core (measured).
     with threadpool_limits(limits=1, user_api="openmp"):
+        candidates = CHURN_CANDIDATES if classifier else SPEND_CANDIDATES
+        if previous and previous.get("kind") in candidates:
+            return _refit(target, X, y, names, classifier, previous)
         return _fit_all(target, X, y, names, classifier, seed)
+
+
+def _refit(
+    target: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    classifier: bool,
+    previous: dict[str, Any],
+) -> FittedModel:
+    """The kind an earlier cross-validation chose, refitted on today's rows; its CV figures
+    are carried over with the time they were measured."""
+    candidates = CHURN_CANDIDATES if classifier else SPEND_CANDIDATES
+    kind = str(previous["kind"])
+    chosen = candidates[kind]().fit(X, y)
+    linear = (
+        chosen if isinstance(chosen, Pipeline) else candidates[next(iter(candidates))]().fit(X, y)
+    )
+    metrics = {
+        **{k: v for k, v in previous.items() if k != "kind"},
+        "rows": len(y),
+        "label_mean": _round(y.mean()),
+    }
+    return FittedModel(target, kind, names, chosen, linear, classifier, metrics=metrics)
+
+
+def selection(model: FittedModel) -> dict[str, Any] | None:
+    """What a later rebuild needs to refit `model`'s kind without cross-validating again."""
+    if model.estimator is None or "cv" not in model.metrics:
+        return None
+    keep = ("cv_rows", "cv_folds", "cv", "mean_predictor_cv", "candidates", "selected_at")
+    return {"kind": model.kind, **{k: model.metrics[k] for k in keep if k in model.metrics}}
 
 
 def _fit_all(
@@ -210,12 +255,20 @@ def _fit_all(
         "mean_predictor_cv": _mean_baseline(ys, folds, classifier),
         "candidates": scores,
         "label_mean": _round(y.mean()),
+        "selected_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return FittedModel(target, best, names, chosen, linear, classifier, metrics=metrics)
 
 
-def train_spend(X: np.ndarray, y: np.ndarray, names: list[str], seed: int = 0) -> FittedModel:
-    """Regression of next-horizon spend; too few rows: predict the mean (or 0)."""
+def train_spend(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    seed: int = 0,
+    previous: dict[str, Any] | None = None,
+) -> FittedModel:
+    """Regression of next-horizon spend; too few rows: predict the mean (or 0). With
+    `previous` (see selection()), its kind is refitted without cross-validation."""
     if len(y) < MIN_ROWS:
         return FittedModel(
             "spend_30d",
@@ -224,11 +277,18 @@ def train_spend(X: np.ndarray, y: np.ndarray, names: list[str], seed: int = 0) -
             constant=float(y.mean()) if len(y) else 0.0,
             metrics={"rows": len(y), "status": "insufficient data: predicting the mean"},
         )
-    return _fit("spend_30d", X, y, names, classifier=False, seed=seed)
+    return _fit("spend_30d", X, y, names, classifier=False, seed=seed, previous=previous)
 
 
-def train_churn(X: np.ndarray, y: np.ndarray, names: list[str], seed: int = 0) -> FittedModel:
-    """Logistic regression of churn; one class too rare: predict the base rate."""
+def train_churn(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    seed: int = 0,
+    previous: dict[str, Any] | None = None,
+) -> FittedModel:
+    """Logistic regression of churn; one class too rare: predict the base rate. With
+    `previous` (see selection()), its kind is refitted without cross-validation."""
     counts = np.bincount(y.astype(int), minlength=2)
     if len(y) < MIN_ROWS or counts.min() < MIN_CLASS:
         return FittedModel(
@@ -239,7 +299,7 @@ def train_churn(X: np.ndarray, y: np.ndarray, names: list[str], seed: int = 0) -
             constant=float(y.mean()) if len(y) else 0.5,
             metrics={"rows": len(y), "status": "insufficient data: predicting the base rate"},
         )
-    return _fit("churn", X, y.astype(int), names, classifier=True, seed=seed)
+    return _fit("churn", X, y.astype(int), names, classifier=True, seed=seed, previous=previous)
 
 
 def top_factors(

@@ -15,6 +15,9 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
 
+from app.training.evaluate import in_sorted
+from app.training.topn import block_top_n
+
 # implicit's BM25 converts its own intermediate COO matrix and warns about it; not ours.
 warnings.filterwarnings("ignore", message="Method expects CSR input")
 
@@ -30,7 +33,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ease": {"lambda_": 300.0},
     "popular": {},
 }
-_BLOCK_FLOATS = 1 << 24  # dense score blocks stay under 64 MiB of float32
 
 
 class ModelTooLargeError(ValueError):
@@ -52,44 +54,6 @@ class Recommender(Protocol):
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray: ...
 
 
-def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-n of a dense score block, (rows, n); -inf scores come back as id -1."""
-    rows, cols = scores.shape
-    ids_out = np.full((rows, n), -1, dtype=np.int64)
-    scores_out = np.zeros((rows, n), dtype=np.float32)
-    m = min(n, cols)
-    if m == 0 or rows == 0:
-        return ids_out, scores_out
-    part = (
-        np.argpartition(-scores, m - 1, axis=1)[:, :m]
-        if m < cols
-        else np.tile(np.arange(cols), (rows, 1))
-    )
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    ids = np.take_along_axis(part, order, axis=1)
-    top = np.take_along_axis(part_scores, order, axis=1)
-    finite = np.isfinite(top)
-    ids_out[:, :m] = np.where(finite, ids, -1)
-    scores_out[:, :m] = np.where(finite, top, 0.0)
-    return ids_out, scores_out
-
-
-def _block_top_n(
-    rows: np.ndarray, n: int, n_items: int, score: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """top_n of score(chunk) over `rows` in chunks, so memory stays bounded for any catalogue."""
-    rows = np.asarray(rows, dtype=np.int64)
-    step = max(1, _BLOCK_FLOATS // max(n_items, 1))
-    ids_out = [np.empty((0, n), np.int64)]
-    scores_out = [np.empty((0, n), np.float32)]
-    for start in range(0, len(rows), step):
-        ids, top = top_n(score(rows[start : start + step]), n)
-        ids_out.append(ids)
-        scores_out.append(top)
-    return np.vstack(ids_out), np.vstack(scores_out)
-
-
 def _mask_seen(scores: np.ndarray, rows: sparse.csr_matrix) -> None:
     coo = rows.tocoo()
     scores[coo.row, coo.col] = -np.inf
@@ -107,9 +71,10 @@ class _BlockModel:
 
     kind = "base"
     params: dict[str, Any]
+    floor = -np.inf  # scores at or below it are not recommendations
 
     def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
-        """Dense (len(rows), n_items) scores; -inf marks items the model cannot reach."""
+        """Dense (len(rows), n_items) scores; at or below `floor` the model cannot reach."""
         raise NotImplementedError
 
     def recommend(
@@ -122,12 +87,12 @@ class _BlockModel:
                 _mask_seen(scores, rows)
             return scores
 
-        return _block_top_n(users, n, X.shape[1], score)
+        return block_top_n(users, n, X.shape[1], score, self.floor)
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
         """Scores over all items for one (possibly new) interaction row, without refitting."""
         scores = self._scores(_as_row(user_items_row))[0]
-        return np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
+        return np.where(scores > self.floor, scores, 0.0).astype(np.float32)
 
 
 class PopularModel(_BlockModel):
@@ -145,26 +110,54 @@ class PopularModel(_BlockModel):
     def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
         return np.tile(self.counts, (rows.shape[0], 1))
 
+    def recommend(
+        self, users: np.ndarray, X: sparse.csr_matrix, n: int, filter_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The global ranking's head minus each user's seen items: no dense score block (this
+        is the baseline every holdout evaluation scores)."""
+        users = np.asarray(users, dtype=np.int64)
+        n_items = len(self.counts)
+        order = np.argsort(-self.counts, kind="stable")
+        ids_out = np.full((len(users), n), -1, dtype=np.int64)
+        scores_out = np.zeros((len(users), n), dtype=np.float32)
+        for start in range(0, len(users), 2048):
+            rows = X[users[start : start + 2048]]
+            seen = np.diff(rows.indptr) if filter_seen else np.zeros(rows.shape[0], np.int64)
+            head = order[: min(n_items, n + int(seen.max(initial=0)))]
+            valid = np.ones((rows.shape[0], len(head)), bool)
+            if filter_seen and rows.nnz:
+                row_of = np.repeat(np.arange(rows.shape[0], dtype=np.int64), seen)
+                seen_keys = np.sort(row_of * n_items + rows.indices)
+                keys = np.arange(rows.shape[0], dtype=np.int64)[:, None] * n_items + head
+                valid = ~in_sorted(keys, seen_keys)
+            # Valid items first, in ranking order (a stable sort keeps it), then the top n.
+            picks = np.argsort(~valid, axis=1, kind="stable")[:, :n]
+            counts = np.minimum(valid.sum(axis=1), n)
+            ids = np.where(np.arange(picks.shape[1]) < counts[:, None], head[picks], -1)
+            block = slice(start, start + rows.shape[0])
+            ids_out[block, : ids.shape[1]] = ids
+            scores_out[block, : ids.shape[1]] = np.where(ids >= 0, self.counts[ids], 0.0)
+        return ids_out, scores_out
+
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         def score(chunk: np.ndarray) -> np.ndarray:
             scores = np.tile(self.counts, (len(chunk), 1))
             scores[np.arange(len(chunk)), chunk] = -np.inf
             return scores
 
-        return _block_top_n(items, n, len(self.counts), score)
+        return block_top_n(items, n, len(self.counts), score)
 
 
 class _ItemItemModel(_BlockModel):
     """Score = interaction row @ item-item weights (EASE's B or item-kNN's similarity)."""
 
     weights: Any  # (n_items, n_items), dense ndarray or CSR
+    floor = 0.0  # no positive evidence: not a recommendation
 
     def _scores(self, rows: sparse.csr_matrix) -> np.ndarray:
         product = rows.astype(np.float32) @ self.weights
         scores = product.toarray() if sparse.issparse(product) else np.asarray(product)
-        scores = scores.astype(np.float32, copy=False)
-        scores[scores <= 0] = -np.inf  # no positive evidence: not a recommendation
-        return scores
+        return scores.astype(np.float32, copy=False)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         def score(chunk: np.ndarray) -> np.ndarray:
@@ -172,10 +165,9 @@ class _ItemItemModel(_BlockModel):
             scores = block.toarray() if sparse.issparse(block) else np.array(block)
             scores = scores.astype(np.float32, copy=False)
             scores[np.arange(len(chunk)), chunk] = -np.inf
-            scores[scores <= 0] = -np.inf
             return scores
 
-        return _block_top_n(items, n, self.weights.shape[1], score)
+        return block_top_n(items, n, self.weights.shape[1], score, self.floor)
 
 
 class EaseModel(_ItemItemModel):
@@ -291,7 +283,7 @@ class FactorModel:
             scores[np.arange(len(chunk)), chunk] = -np.inf
             return scores
 
-        return _block_top_n(items, n, len(unit), score)
+        return block_top_n(items, n, len(unit), score)
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
         """Scores over all items for one (possibly new) interaction row, without refitting."""

@@ -15,12 +15,14 @@ from app.realtime.ads import LiveAds, live_ads
 from app.realtime.queue import carry_over_realtime, mark_dirty
 from app.realtime.recompute import LiveModel
 from app.registry import service as registry
-from app.training.build import BuildOutput, build
+from app.training.build import BuildOutput, build, preprocess_config
 from app.training.dataset import load_catalog, refresh_log
 from app.training.lock import rebuild_lock
+from app.training.preprocess import clean
+from app.training.profile_job import ProfileJob
 from app.training.promotions import publish_promotions
 from app.training.publish import payloads, switch_live, write_version
-from app.training.publish_profiles import ProfileJob, publish_profiles
+from app.training.publish_profiles import publish_profiles
 
 log = get_logger(__name__)
 
@@ -73,13 +75,16 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         # The worker keeps the event log between rebuilds and reads only what is new.
         event_log = await refresh_log(ctx.engine, ctx.extras.get("event_log"))
         ctx.extras["event_log"] = event_log
-        inter = event_log.interactions(catalog)
+        # Cleaned once here: the recommender build and the profiles both start from it.
+        inter, _ = await asyncio.to_thread(
+            clean, event_log.interactions(catalog), catalog, preprocess_config(settings)
+        )
         load_seconds = time.perf_counter() - started
         live = await registry.live_run(ctx.sessions)
         tuned = (live.params or {}).get("tuned") if live else None
         incumbent, selected_at = _incumbent(live, settings.reselect_hours)
         # Profiles start now, beside the recommender build (two cores, two CPU-bound jobs).
-        profile_job = ProfileJob(ctx, catalog, inter)
+        profile_job = ProfileJob(ctx, catalog, inter, version)
         out: BuildOutput = await asyncio.to_thread(
             build, catalog, inter, settings, tuned=tuned, incumbent=incumbent
         )
@@ -118,7 +123,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         await write_version(ctx.cache, version, payloads(out, catalog, inter), info)
         out.timings["publish_lists"] = round(time.perf_counter() - tick, 3)
         tick_profiles = time.perf_counter()
-        profiles = await publish_profiles(ctx, version, catalog, inter, out, profile_job)
+        profiles = await publish_profiles(ctx, version, out, profile_job)
         fields["metrics"].update(profiles)
         ads = live_ads(await profile_job.task, catalog)  # real time rescores ads with it
         out.timings["profiles_and_ads"] = round(time.perf_counter() - tick_profiles, 3)

@@ -57,7 +57,10 @@ def _subset(inter: Interactions, keep: np.ndarray) -> Interactions:
 def clean(
     inter: Interactions, catalog: Catalog, cfg: PreprocessConfig
 ) -> tuple[Interactions, CleanStats]:
-    """Drop duplicates and bot bursts, fill missing fields; result sorted by user, time."""
+    """Drop duplicates and bot bursts, fill missing fields; result sorted by user, time.
+    Rows that are already the result of a clean() pass come back as they are."""
+    if inter.cleaned is not None:
+        return inter, inter.cleaned
     stats = CleanStats(events_in=len(inter))
     if not len(inter):
         return inter, stats
@@ -95,6 +98,7 @@ def clean(
     amount[missing] = price[missing] * quantity[missing]
     stats.amounts_filled = int((missing & ~np.isnan(amount)).sum())
     inter.quantity, inter.amount = quantity, amount
+    inter.cleaned = stats
     return inter, stats
 
 

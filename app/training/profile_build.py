@@ -7,7 +7,6 @@ the cache (publish_profiles.py does the I/O around it).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,15 @@ from app.training.ad_features import CFScorer
 from app.training.ads import AdModel, train_ads
 from app.training.attributes import AttributeEncoder
 from app.training.dataset import Catalog, Interactions
-from app.training.linear import FittedModel, top_factors, train_churn, train_spend
+from app.training.linear import (
+    FittedModel,
+    selection,
+    top_factors,
+    train_churn,
+    train_spend,
+)
 from app.training.preprocess import PreprocessConfig, clean, confidence_matrix, event_weights
-from app.training.profile_data import Campaigns, ProfileData
+from app.training.profile_data import Campaigns, ProfileData, Users
 from app.training.profiles import (
     DAY,
     Activity,
@@ -52,10 +57,21 @@ class ProfileOutput:
     cold: dict[str, float]
     spend_model: FittedModel
     churn_model: FittedModel
-    ads: AdModel
     ads_campaigns: Campaigns
-    warm: np.ndarray  # user codes with item or ad events (they get published ad scores)
+    # The ad stage (the one that needs the recommender) fills these last; on_profiles hooks
+    # see the output before it.
+    ads: AdModel | None = None
+    warm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # scored users
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Each linear target's chosen kind and CV figures (linear.selection()), for the next run.
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ad_model(self) -> AdModel:
+        """The trained ad model; only a finished output has one."""
+        if self.ads is None:
+            raise RuntimeError("the profile stage has not reached its ad step")
+        return self.ads
 
 
 def _pad(values: np.ndarray, n: int) -> np.ndarray:
@@ -78,6 +94,25 @@ def _named_top(matrix: Any, labels: list[str], k: int) -> list[list[tuple[str, f
     ]
 
 
+@dataclass
+class ProfileCore:
+    """The profile stage up to the ad step: the profiles, plus what the ad step reads. It
+    holds no closures, so it can be built in another process and sent back."""
+
+    res: ProfileOutput  # everything but the ad model and the scored users
+    users: Users  # with the users known only from events appended
+    act: Activity
+    attrs: np.ndarray
+    names: list[str]
+    dwell: tuple[np.ndarray, np.ndarray]
+    timings: dict[str, float]
+    spend_cutoff: float
+    churn_cutoff: float
+
+    def table_at(self, ref: float) -> FeatureTable:
+        return features_at(self.act, ref, self.attrs, self.names, self.dwell)
+
+
 def build_profiles(
     data: ProfileData,
     catalog: Catalog,
@@ -87,13 +122,25 @@ def build_profiles(
     *,
     now: float | None = None,
     cfg: ProfileConfig | None = None,
-    recommender_when_ready: Callable[[], Any] | None = None,
+    selections: dict[str, dict[str, Any]] | None = None,
 ) -> ProfileOutput:
-    """Everything the profile and ad endpoints serve, for every known user.
+    """Everything the profile and ad endpoints serve, for every known user."""
+    core = profile_core(data, catalog, inter, settings, now=now, cfg=cfg, selections=selections)
+    return add_ads(core, data, catalog, inter, recommender, settings, cfg=cfg)
 
-    With `recommender_when_ready`, the recommender is asked for only at the ad stage (the one
-    step that needs it), so the rest can run while the recommender is still being trained.
-    """
+
+def profile_core(
+    data: ProfileData,
+    catalog: Catalog,
+    inter: Interactions,
+    settings: Settings,
+    *,
+    now: float | None = None,
+    cfg: ProfileConfig | None = None,
+    selections: dict[str, dict[str, Any]] | None = None,
+) -> ProfileCore:
+    """Features, spend and churn models, segments and affinities: all but the ad step, which
+    is the one step that needs the recommender (so this can run while it trains)."""
     cfg = cfg or ProfileConfig()
     now = now or time.time()
     timings: dict[str, float] = {}
@@ -120,11 +167,19 @@ def build_profiles(
     spend_table = table_at(data_end - cfg.spend_horizon_days * DAY)
     rows = spend_table.events > 0
     spend_y, _ = _labels(act, spend_table.ref, cfg.spend_horizon_days)
-    spend_model = train_spend(spend_table.X[rows], spend_y[rows], table.names)
+    chosen = selections or {}
+    spend_model = train_spend(
+        spend_table.X[rows], spend_y[rows], table.names, previous=chosen.get("spend_30d")
+    )
     churn_table = table_at(data_end - cfg.churn_window_days * DAY)
     rows = churn_table.events > 0
     _, active = _labels(act, churn_table.ref, cfg.churn_window_days)
-    churn_model = train_churn(churn_table.X[rows], (~active[rows]).astype(int), table.names)
+    churn_model = train_churn(
+        churn_table.X[rows],
+        (~active[rows]).astype(int),
+        table.names,
+        previous=chosen.get("churn"),
+    )
     spend, churn = spend_model.predict(table.X), churn_model.predict(table.X)
     timings["linear_models"] = time.perf_counter() - tick
 
@@ -160,38 +215,7 @@ def build_profiles(
         affinity(act, now, half_life, "category"), act.categories, cfg.top_n
     )
     top_brands = _named_top(affinity(act, now, half_life, "brand"), act.brands, cfg.top_n)
-    timings["segments"] = time.perf_counter() - tick
-
-    if recommender_when_ready is not None:
-        tick = time.perf_counter()
-        recommender = recommender_when_ready()
-        timings["wait_for_recommender"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    to_model = np.full(n, -1, dtype=np.int64)
-    to_model[[users.index[u] for u in cleaned.user_ids]] = np.arange(len(cleaned.user_ids))
-    matrix = None
-    if recommender is not None and hasattr(recommender, "weights") and len(cleaned):
-        shape = (cleaned.n_users, len(catalog))
-        weights = event_weights(cleaned, pre, now)
-        matrix = confidence_matrix(cleaned.user, cleaned.item, weights, shape)
-    cf = CFScorer(recommender, matrix, to_model, catalog, data.campaigns)
-    ads = train_ads(
-        data.ads, act, data.campaigns, catalog, cf, table_at, now, settings.holdout_days, half_life
-    )
-    warm_mask = table.events > 0
-    warm_mask[data.ads.user] = True
-    timings["ads"] = time.perf_counter() - tick
-    metrics = {
-        "users": n,
-        "users_with_events": int((table.events > 0).sum()),
-        "features": table.names,
-        "spend_cutoff": spend_table.ref,
-        "churn_cutoff": churn_table.ref,
-        "segments": summary,
-        "cold_user_predictions": cold,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    return ProfileOutput(
+    res = ProfileOutput(
         now=now,
         users=users.ids,
         attributes=users.attributes,
@@ -207,8 +231,76 @@ def build_profiles(
         cold=cold,
         spend_model=spend_model,
         churn_model=churn_model,
-        ads=ads,
         ads_campaigns=data.campaigns,
-        warm=np.flatnonzero(warm_mask),
-        metrics=metrics,
+        selections={
+            m.target: sel for m in (spend_model, churn_model) if (sel := selection(m)) is not None
+        },
     )
+    timings["segments"] = time.perf_counter() - tick
+    return ProfileCore(
+        res=res,
+        users=users,
+        act=act,
+        attrs=attrs,
+        names=encoder.names,
+        dwell=dwell,
+        timings=timings,
+        spend_cutoff=spend_table.ref,
+        churn_cutoff=churn_table.ref,
+    )
+
+
+def add_ads(
+    core: ProfileCore,
+    data: ProfileData,
+    catalog: Catalog,
+    inter: Interactions,
+    recommender: Any,
+    settings: Settings,
+    *,
+    cfg: ProfileConfig | None = None,
+) -> ProfileOutput:
+    """The ad step: click and conversion models with the recommender's CF scores as a
+    feature; completes core.res."""
+    cfg = cfg or ProfileConfig()
+    res, users, act, timings = core.res, core.users, core.act, core.timings
+    n, now, table = len(users), res.now, res.table
+    tick = time.perf_counter()
+    pre = PreprocessConfig(
+        event_weights=settings.event_weights, half_life_days=settings.decay_half_life_days
+    )
+    cleaned, _ = clean(inter, catalog, pre)
+    to_model = np.full(n, -1, dtype=np.int64)
+    to_model[[users.index[u] for u in cleaned.user_ids]] = np.arange(len(cleaned.user_ids))
+    matrix = None
+    if recommender is not None and hasattr(recommender, "weights") and len(cleaned):
+        shape = (cleaned.n_users, len(catalog))
+        weights = event_weights(cleaned, pre, now)
+        matrix = confidence_matrix(cleaned.user, cleaned.item, weights, shape)
+    cf = CFScorer(recommender, matrix, to_model, catalog, data.campaigns)
+    res.ads = train_ads(
+        data.ads,
+        act,
+        data.campaigns,
+        catalog,
+        cf,
+        core.table_at,
+        now,
+        settings.holdout_days,
+        cfg.affinity_half_life_days,
+    )
+    warm_mask = table.events > 0
+    warm_mask[data.ads.user] = True
+    res.warm = np.flatnonzero(warm_mask)
+    timings["ads"] = time.perf_counter() - tick
+    res.metrics = {
+        "users": n,
+        "users_with_events": int((table.events > 0).sum()),
+        "features": table.names,
+        "spend_cutoff": core.spend_cutoff,
+        "churn_cutoff": core.churn_cutoff,
+        "segments": res.summary,
+        "cold_user_predictions": res.cold,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return res

@@ -1,4 +1,4 @@
-"""The profile stage of a rebuild: train (in a thread), then write under the new version.
+"""The profile stage's output written under a rebuild's new version (profile_job.py runs it).
 
 Cache layout (under "bl:v:{v}:", pending TTL until the version goes live, like the rest):
   prof  (hash)  user_id -> the GET /v1/users/{id}/profile body (JSON)
@@ -15,11 +15,11 @@ rows of users no longer known are removed.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import numpy as np
@@ -32,10 +32,12 @@ from app.cache import Cache
 from app.context import AppContext
 from app.models import UserProfile
 from app.training.build import BuildOutput
-from app.training.dataset import Catalog, Interactions
-from app.training.profile_build import ProfileOutput, build_profiles
-from app.training.profile_data import Campaigns, load_profile_data
+from app.training.profile_build import ProfileOutput
+from app.training.profile_data import Campaigns
 from app.training.publish import PENDING_TTL, version_key
+
+if TYPE_CHECKING:
+    from app.training.profile_job import ProfileJob
 
 PROFILE_PARTS = ("prof", "pmeta", "ads", "adm", "aud")
 CHUNK = 1000
@@ -96,49 +98,77 @@ async def _hset(cache: Cache, name: str, mapping: dict[str, bytes]) -> None:
     await cache.run(op)
 
 
-async def _write_profiles(ctx: AppContext, res: ProfileOutput, version: int) -> None:
-    """Profiles into the cache and the user_profiles table, a chunk at a time."""
+@dataclass
+class PreparedProfiles:
+    """Every profile serialised: cache fields in batches, and user_profiles rows (JSON text
+    for Postgres' COPY, dicts for SQLite's executemany)."""
+
+    batches: list[dict[str, bytes]]
+    records: list[tuple[Any, ...]]
+    updated_at: datetime
+
+
+def prepare_profiles(res: ProfileOutput, version: int, postgres: bool) -> PreparedProfiles:
+    """Serialise the profiles (CPU only: the rebuild runs it in a thread while CF trains)."""
     updated_at = datetime.fromtimestamp(res.now, tz=UTC)
     stamp = updated_at.isoformat()
-    name = version_key(version, "prof")
-    postgres = ctx.engine.dialect.name == "postgresql"
+    batches: list[dict[str, bytes]] = []
     records: list[tuple[Any, ...]] = []
+    for start in range(0, len(res.users), CHUNK):
+        rows = list(profile_rows(res, version, stamp, start, min(start + CHUNK, len(res.users))))
+        batches.append({u: orjson.dumps(body) for u, body, _, _ in rows})
+        if postgres:
+            records.extend(
+                (u, body["segment"], orjson.dumps(f).decode(), orjson.dumps(p).decode())
+                for u, body, f, p in rows
+            )
+        else:
+            records.extend((u, body["segment"], f, p) for u, body, f, p in rows)
+    return PreparedProfiles(batches, records, updated_at)
+
+
+def is_postgres(ctx: AppContext) -> bool:
+    return ctx.engine.dialect.name == "postgresql"
+
+
+async def cache_profiles(
+    ctx: AppContext, version: int, prepared: PreparedProfiles, res: ProfileOutput
+) -> None:
+    """Profiles and segment metadata under the (still pending) version."""
+    for batch in prepared.batches:
+        await _hset(ctx.cache, version_key(version, "prof"), batch)
+    meta = {"segments": orjson.dumps(res.summary), "cold": orjson.dumps(res.cold)}
+    await _hset(ctx.cache, version_key(version, "pmeta"), meta)
+
+
+async def _store_profiles(ctx: AppContext, prepared: PreparedProfiles, version: int) -> None:
+    """The user_profiles table: an upsert of every row, then users no longer known go."""
     async with ctx.sessions() as session:
-        for start in range(0, len(res.users), CHUNK):
-            rows = list(
-                profile_rows(res, version, stamp, start, min(start + CHUNK, len(res.users)))
-            )
-            await _hset(ctx.cache, name, {u: orjson.dumps(body) for u, body, _, _ in rows})
-            if postgres:  # one COPY below
-                records.extend(
-                    (u, body["segment"], orjson.dumps(f).decode(), orjson.dumps(p).decode())
-                    for u, body, f, p in rows
-                )
-                continue
-            stmt = sqlite_insert(UserProfile)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["user_id"],
-                set_={c: stmt.excluded[c] for c in PROFILE_COLUMNS[1:]},
-            )
+        if is_postgres(ctx):
+            await _copy_profiles(session, prepared.records, version, prepared.updated_at)
+            return
+        stmt = sqlite_insert(UserProfile)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={c: stmt.excluded[c] for c in PROFILE_COLUMNS[1:]},
+        )
+        for start in range(0, len(prepared.records), CHUNK):
             await session.execute(
                 stmt,
                 [
                     {
                         "user_id": u,
-                        "segment": body["segment"],
+                        "segment": segment,
                         "features": f,
                         "predictions": p,
                         "version": version,
-                        "updated_at": updated_at,
+                        "updated_at": prepared.updated_at,
                     }
-                    for u, body, f, p in rows
+                    for u, segment, f, p in prepared.records[start : start + CHUNK]
                 ],
             )
-        if postgres:
-            await _copy_profiles(session, records, version, updated_at)
-        else:
-            await session.execute(delete(UserProfile).where(UserProfile.version != version))
-            await session.commit()
+        await session.execute(delete(UserProfile).where(UserProfile.version != version))
+        await session.commit()
 
 
 async def _copy_profiles(
@@ -182,7 +212,7 @@ def ad_payloads(
     res: ProfileOutput,
 ) -> tuple[dict[str, bytes], Iterator[tuple[str, bytes]], dict[str, bytes], dict[str, Any]]:
     """(adm fields, ads rows, aud fields, ad publish metrics) for the active campaigns."""
-    ads, campaigns = res.ads, res.ads_campaigns
+    ads, campaigns = res.ad_model, res.ads_campaigns
     active = active_campaigns(campaigns)
     warm = res.warm
     if len(active):
@@ -264,67 +294,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class ProfileJob:
-    """The profile stage, started beside the recommender build: both are CPU-bound and the
-    profiles need the recommender only for their last step (ad features), so on two cores
-    most of it overlaps. `finish(model)` hands the recommender over and waits for the result."""
-
-    def __init__(self, ctx: AppContext, catalog: Catalog, inter: Interactions) -> None:
-        self.model: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.timings: dict[str, float] = {}
-        self.task = asyncio.create_task(self._run(ctx, catalog, inter))
-        # An abandoned job's error is expected: retrieve it so asyncio does not log it.
-        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _run(self, ctx: AppContext, catalog: Catalog, inter: Interactions) -> ProfileOutput:
-        started = time.perf_counter()
-        data = await load_profile_data(ctx.engine)
-        loaded = time.perf_counter()
-        res = await asyncio.to_thread(
-            build_profiles,
-            data,
-            catalog,
-            inter,
-            None,
-            ctx.settings,
-            recommender_when_ready=self.model.result,
-        )
-        self.timings["load"] = round(loaded - started, 3)
-        self.timings["build"] = round(time.perf_counter() - loaded, 3)
-        return res
-
-    async def finish(self, model: Any) -> ProfileOutput:
-        """The profiles, ad scores and models, built with `model` for the ad features."""
-        self.model.set_result(model)
-        return await self.task
-
-    def abandon(self) -> None:
-        """No model is coming (failed, rejected or cancelled rebuild): the thread stops at its
-        wait and the result is dropped. Safe to call at any point, any number of times."""
-        if not self.model.done():
-            self.model.set_exception(RuntimeError("the rebuild did not produce a model"))
-
-
 async def publish_profiles(
-    ctx: AppContext,
-    version: int,
-    catalog: Catalog,
-    inter: Interactions,
-    out: BuildOutput,
-    job: ProfileJob | None = None,
+    ctx: AppContext, version: int, out: BuildOutput, job: ProfileJob
 ) -> dict[str, Any]:
-    """Train profiles, predictions and ad scores (or finish `job`, started earlier) and write
-    them under `version`; returns what goes into the run's metrics (models with coefficients
-    by feature name)."""
-    job = job or ProfileJob(ctx, catalog, inter)
+    """Finish `job` (started beside the recommender build) and write its profiles and ad
+    scores under `version`; returns what goes into the run's metrics (models with
+    coefficients by feature name)."""
     res = await job.finish(out.model)
     built = time.perf_counter()
-    await _write_profiles(ctx, res, version)
-    meta = {
-        "segments": orjson.dumps(res.summary),
-        "cold": orjson.dumps(res.cold),
-    }
-    await _hset(ctx.cache, version_key(version, "pmeta"), meta)
+    prepared = job.prepared if job.version == version else None
+    if prepared is None:  # not cached early: do it now
+        prepared = await asyncio.to_thread(prepare_profiles, res, version, is_postgres(ctx))
+        await cache_profiles(ctx, version, prepared, res)
+    await _store_profiles(ctx, prepared, version)
     adm, rows, audiences, ad_stats = await asyncio.to_thread(ad_payloads, res)
     batch: dict[str, bytes] = {}
     for user_id, blob in rows:
@@ -337,7 +319,7 @@ async def publish_profiles(
     for campaign_id, blob in audiences.items():  # one campaign a call: each can be large
         await _hset(ctx.cache, version_key(version, "aud"), {campaign_id: blob})
     await _hset(ctx.cache, version_key(version, "adm"), adm)
-    ad_metrics = dict(res.ads.metrics)
+    ad_metrics = dict(res.ad_model.metrics)
     linear = {
         "spend_30d": res.spend_model.describe(),
         "churn": res.churn_model.describe(),
