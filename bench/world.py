@@ -77,6 +77,8 @@ async def copy_world(conn: object, world: BenchWorld, stop: int | None = None) -
         "users", records=[(f"u{u}",) for u in range(n_users)], columns=["user_id"]
     )
     await copy_events(conn, world, 0, len(world) if stop is None else stop)
+    # Planner statistics, as autovacuum would gather them after a load this size in service.
+    await conn.execute("ANALYZE")  # type: ignore[attr-defined]
 
 
 async def copy_events(conn: object, world: BenchWorld, start: int, stop: int) -> None:

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy import text
 
 from app.catalog.service import upsert
 from app.config import Settings
@@ -168,6 +169,14 @@ class _Parser:
         return batch, True
 
 
+async def _analyze(ctx: AppContext) -> None:
+    """Fresh planner statistics after a bulk load: until autovacuum gets to it, Postgres plans
+    per-user look-ups (the real-time loop's) as scans of the whole events table."""
+    async with ctx.engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+
+
 async def run_import(
     settings: Settings,
     source: Source,
@@ -214,6 +223,8 @@ async def run_import(
             if writing is not None:
                 await writing
                 writing = None
+            if report.stored and not dry_run:
+                await _analyze(ctx)
             report.seconds = time.perf_counter() - started
             progress.update(task, completed=source.total, rows=report.rows, rate=report.rate)
     finally:

@@ -52,19 +52,37 @@ class Scored:
     recency: list[int]
 
 
+# Postgres: one raw query on the (user_id, ts) index, rows straight from asyncpg; type and age
+# are filtered here. Conditions on them in SQL let the planner pick the (type, ts) index on a
+# table whose statistics lag a bulk load, and scan every event (measured: 150 ms a batch at
+# a million events instead of a few).
+_PG_USER_EVENTS = """
+SELECT user_id, item_id, type, extract(epoch FROM ts)::float8, value FROM events
+WHERE user_id = ANY($1::text[]) AND item_id IS NOT NULL
+ORDER BY ts
+"""
+_ITEM_TYPES = frozenset(ITEM_EVENT_TYPES)
+
+
 async def load_user_events(
     engine: AsyncEngine, users: list[str]
 ) -> dict[str, list[tuple[str, str, float, float | None]]]:
     """(item_id, type, epoch, value) per user, oldest first, for their item events."""
     since = time.time() - HISTORY_DAYS * DAY
-    stmt = (
-        select(Event.user_id, Event.item_id, Event.type, _epoch(engine), Event.value)
-        .where(Event.user_id.in_(users), Event.type.in_(ITEM_EVENT_TYPES))
-        .where(Event.item_id.is_not(None))
-        .order_by(Event.ts)
-    )
     grouped: dict[str, list[tuple[str, str, float, float | None]]] = defaultdict(list)
     async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            for user, item, kind, ts, value in await raw.fetch(_PG_USER_EVENTS, users):
+                if kind in _ITEM_TYPES and ts >= since:
+                    grouped[user].append((item, kind, ts, value))
+            return grouped
+        stmt = (
+            select(Event.user_id, Event.item_id, Event.type, _epoch(engine), Event.value)
+            .where(Event.user_id.in_(users), Event.type.in_(ITEM_EVENT_TYPES))
+            .where(Event.item_id.is_not(None))
+            .order_by(Event.ts)
+        )
         for user, item, kind, ts, value in await conn.execute(stmt):
             if ts >= since:
                 grouped[user].append((item, kind, float(ts), value))
