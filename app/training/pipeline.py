@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,12 +57,28 @@ def _incumbent(live: ModelRun | None, reselect_hours: float) -> tuple[str | None
     return live.kind, selected_at.isoformat()
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the duration (process-wide). A rebuild allocates
+    millions of small acyclic objects (list rows, profiles, payloads); the collections they
+    trigger walk every live object, which measured 0.5-1 s of a 3 s build. Reference counting
+    still frees them as before; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def rebuild(ctx: AppContext, *, trigger: str = "schedule") -> dict[str, Any]:
     """Run one rebuild if no other process is running one; returns what happened."""
     async with rebuild_lock(ctx.engine) as acquired:
         if not acquired:
             return {"status": "skipped", "detail": "another rebuild is running"}
-        return await _rebuild_locked(ctx, trigger)
+        with gc_paused():
+            return await _rebuild_locked(ctx, trigger)
 
 
 async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
@@ -134,6 +153,8 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
             await lists_written
         finally:
             lists_written.cancel()  # a no-op once written; stops it when the profiles failed
+        # Published: real time keeps the model, not the millions of list rows.
+        out.user_lists = {}
         fields["metrics"].update(profiles)
         ads = live_ads(await profile_job.task, catalog)  # real time rescores ads with it
         tick_promotions = time.perf_counter()

@@ -135,8 +135,12 @@ async def test_models_endpoint_shows_coefficients_by_feature_name(
         spend["mean_predictor_cv"]
     )
     assert spend["cv"]["mse"] < spend["mean_predictor_cv"]["mse"]
-    # Recently active shoppers churn less: the sign a logistic model must find.
-    assert linear["churn"]["linear"]["standardized_coefficients"]["events_30d_log"] < 0
+    # Active shoppers churn less, and a silence long for the shopper means churn: the signs a
+    # logistic model must find. (Single activity counts such as events_30d_log are collinear
+    # with these and sit near zero, either side, depending on the other shoppers in the DB.)
+    standardized = linear["churn"]["linear"]["standardized_coefficients"]
+    assert standardized["active_days_log"] < -0.5
+    assert standardized["recency_over_gap_log"] > 0.3
 
 
 async def test_cache_down_serves_the_stored_profile(
