@@ -31,12 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from scipy import sparse
 
 from app.config import Settings
+from app.training.dataset import TYPE_CODE
 from app.training.evaluate import Split, holdout_users
 from app.training.models import build_model
 from bench import shop as sh
-from bench.accuracy import ServiceTarget, model_rows, popularity_of, run_service
+from bench.accuracy import (
+    SEEDS,
+    ImplicitDirect,
+    ServiceTarget,
+    model_rows,
+    popularity_of,
+    run_service,
+    score,
+)
 from bench.accuracy_report import paired, table
 
 REDIS_URL = "redis://127.0.0.1:6379/9"  # used by no other benchmark (serve.py: 12)
@@ -73,11 +83,64 @@ def _share(pair: tuple[float, float]) -> str:
     return f"{pair[0]:.0%} / {pair[1]:.0%}"
 
 
+class PurchasesOnly:
+    """A recommender that leaves out only the shopper's purchases, as the service does with its
+    default EXCLUDE_INTERACTED=purchased: like for like with that setting."""
+
+    def __init__(self, model: Any, bought: sparse.csr_matrix) -> None:
+        self.model, self.bought = model, bought
+
+    def recommend(
+        self, users: np.ndarray, X: sparse.csr_matrix, n: int, filter_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.bought[users]
+        extra = int(np.diff(rows.indptr).max(initial=0))
+        ids, scores = self.model.recommend(users, X, n + extra, filter_seen=False)
+        ids = np.asarray(ids, np.int64)
+        banned = np.zeros((len(users), X.shape[1]), bool)
+        banned[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = True
+        valid = (ids >= 0) & ~np.take_along_axis(banned, np.maximum(ids, 0), axis=1)
+        order = np.argsort(~valid, axis=1, kind="stable")[:, :n]
+        out = np.take_along_axis(ids, order, axis=1)
+        out[~np.take_along_axis(valid, order, axis=1)] = -1
+        return out, np.take_along_axis(np.asarray(scores), order, axis=1)
+
+
+def purchases_only_rows(
+    shop: sh.Shop, test_bin: Split, test_svc: Split, als_params: dict[str, Any], cutoff: float
+) -> dict[str, dict[str, Any]]:
+    """Popularity and direct ALS (tuned, service matrix, mean of the seeds) with only the
+    training window's purchases left out, scored on the same targets."""
+    from implicit.als import AlternatingLeastSquares
+
+    inter = shop.inter
+    keep = (inter.etype == TYPE_CODE["purchase"]) & (inter.ts < cutoff)
+    bought = sparse.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (inter.user[keep], inter.item[keep])),
+        shape=shop.shape,
+    )
+    popular = build_model("popular")
+    popular.fit(test_bin.train)
+    out = {"popularity": score(PurchasesOnly(popular, bought), test_bin)}
+    runs = []
+    for seed in SEEDS:
+        model = AlternatingLeastSquares(**als_params, random_state=seed, use_gpu=False)
+        model.fit(test_svc.train, show_progress=False)
+        runs.append(score(PurchasesOnly(ImplicitDirect(model), bought), test_svc))
+    out["als"] = {
+        "ndcg@10": float(np.mean([r["ndcg@10"] for r in runs])),
+        "recall@10": float(np.mean([r["recall@10"] for r in runs])),
+        "per_user": np.mean([r["per_user"] for r in runs], axis=0),
+    }
+    return out
+
+
 def report(
     rows: list[dict[str, Any]],
     service: list[dict[str, Any]],
     facts: dict[str, Any],
     planted: dict[str, Any],
+    like: dict[str, dict[str, Any]],
 ) -> str:
     by = {(r["group"], r["name"]): r["m"] for r in rows}
     pop = by[("binary", "popularity")]
@@ -156,6 +219,20 @@ def report(
             f'matrix {paired(m["per_user"], als_bin["per_user"])} (goal "at least matches '
             f'direct ALS", both: {verdict_als}); vs ALS with the reference params '
             f"{paired(m['per_user'], ref['per_user'])}."
+        )
+    default = next((s for s in service if s["exclude"] == "purchased"), None)
+    if default is not None:
+        m, lpop, lals = default["metrics"], like["popularity"], like["als"]
+        ratio = m["ndcg@10"] / lpop["ndcg@10"]
+        lines.append(
+            "- Like for like with the default: popularity and direct ALS (tuned, service "
+            "matrix, 5 seeds) leaving out only the shopper's purchases, as "
+            "`EXCLUDE_INTERACTED=purchased` does, score NDCG@10 "
+            f"{lpop['ndcg@10']:.3f} and {lals['ndcg@10']:.3f}. THE SERVICE with the default: "
+            f"**{ratio:.2f}x** that popularity (goal {GOAL_RATIO:g}x: "
+            f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}), vs that ALS "
+            f'{paired(m["per_user"], lals["per_user"])} (goal "at least matches": '
+            f"{'met' if m['ndcg@10'] >= lals['ndcg@10'] else 'NOT met'})."
         )
     lines += [
         f"- Best row fitted directly: {best['name']} on the {GROUPS[best['group']]} matrix, "
@@ -265,7 +342,11 @@ def main() -> int:
         "holdout_days": settings.holdout_days,
         "recent_label": recent_label,
     }
-    text = report(rows, service, facts, structure(shop, test_bin, service))
+    als_svc = next(
+        r["params"] for r in rows if (r["group"], r["name"]) == ("service", "implicit ALS, tuned")
+    )
+    like = purchases_only_rows(shop, test_bin, test_svc, als_svc, cutoff)
+    text = report(rows, service, facts, structure(shop, test_bin, service), like)
     print(text)
     if not args.no_write:
         from bench.common import write_section
