@@ -36,7 +36,9 @@ from scipy import sparse
 from app.config import Settings
 from app.training.dataset import TYPE_CODE
 from app.training.evaluate import Split, holdout_users
+from app.training.lists import dense_mask
 from app.training.models import build_model
+from app.training.topn import first_valid
 from bench import shop as sh
 from bench.accuracy import (
     SEEDS,
@@ -97,13 +99,9 @@ class PurchasesOnly:
         extra = int(np.diff(rows.indptr).max(initial=0))
         ids, scores = self.model.recommend(users, X, n + extra, filter_seen=False)
         ids = np.asarray(ids, np.int64)
-        banned = np.zeros((len(users), X.shape[1]), bool)
-        banned[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = True
-        valid = (ids >= 0) & ~np.take_along_axis(banned, np.maximum(ids, 0), axis=1)
-        order = np.argsort(~valid, axis=1, kind="stable")[:, :n]
-        out = np.take_along_axis(ids, order, axis=1)
-        out[~np.take_along_axis(valid, order, axis=1)] = -1
-        return out, np.take_along_axis(np.asarray(scores), order, axis=1)
+        banned = np.take_along_axis(dense_mask(rows), np.maximum(ids, 0), axis=1)
+        kept, kept_scores, _ = first_valid(ids, np.asarray(scores), (ids >= 0) & ~banned, n)
+        return kept, kept_scores
 
 
 def purchases_only_rows(

@@ -28,6 +28,7 @@ from app.training.preprocess import (
     event_weights,
     interacted_matrix,
 )
+from app.training.topn import first_valid
 
 DAY = 86_400.0
 MIN_TEST_USERS = 10  # smaller holdouts are not a basis for choosing or rejecting a model
@@ -234,14 +235,11 @@ def _similar_lists(
             scores = np.asarray(scores)
             valid = (ids >= 0) & (ids != chunk[:, None]) & (scores > 0)
             valid &= catalog.available[np.maximum(ids, 0)]
-            # Valid neighbours first, in score order (a stable sort keeps it), then k of them.
-            order = np.argsort(~valid, axis=1, kind="stable")[:, :k]
-            counts = np.minimum(valid.sum(axis=1), k).tolist()
-            kept_ids = np.take_along_axis(ids, order, axis=1).tolist()
-            kept_scores = np.take_along_axis(scores, order, axis=1).astype(np.float64).tolist()
-            for row, item in enumerate(chunk.tolist()):
-                n = counts[row]
-                out[item] = list(zip(kept_ids[row][:n], kept_scores[row][:n], strict=True))
+            kept, kept_scores, counts = first_valid(ids, scores, valid, k)
+            kept_ids = kept.tolist()
+            kept_sc = kept_scores.astype(np.float64).tolist()
+            for row, (item, n) in enumerate(zip(chunk.tolist(), counts.tolist(), strict=True)):
+                out[item] = list(zip(kept_ids[row][:n], kept_sc[row][:n], strict=True))
     cold = np.array([i for i in range(len(catalog)) if not out.get(i)], dtype=np.int64)
     if len(cold):
         out.update(content_similar(catalog, cold, k, item_popularity))

@@ -192,6 +192,16 @@ def _fit(
         return _fit_all(target, X, y, names, classifier, seed)
 
 
+def _final_fit(kind: str, X: np.ndarray, y: np.ndarray, classifier: bool) -> tuple[Any, Pipeline]:
+    """`kind` fitted on every row, and the linear model its explanations come from: itself
+    when it is linear, else the baseline (the first candidate)."""
+    candidates = CHURN_CANDIDATES if classifier else SPEND_CANDIDATES
+    chosen = candidates[kind]().fit(X, y)
+    if isinstance(chosen, Pipeline):
+        return chosen, chosen
+    return chosen, candidates[next(iter(candidates))]().fit(X, y)
+
+
 def _refit(
     target: str,
     X: np.ndarray,
@@ -202,12 +212,8 @@ def _refit(
 ) -> FittedModel:
     """The kind an earlier cross-validation chose, refitted on today's rows; its CV figures
     are carried over with the time they were measured."""
-    candidates = CHURN_CANDIDATES if classifier else SPEND_CANDIDATES
     kind = str(previous["kind"])
-    chosen = candidates[kind]().fit(X, y)
-    linear = (
-        chosen if isinstance(chosen, Pipeline) else candidates[next(iter(candidates))]().fit(X, y)
-    )
+    chosen, linear = _final_fit(kind, X, y, classifier)
     metrics = {
         **{k: v for k, v in previous.items() if k != "kind"},
         "rows": len(y),
@@ -244,9 +250,7 @@ def _fit_all(
     for kind in candidates:
         if score(kind) > score(best) + CHALLENGER_MARGIN:
             best = kind
-    chosen = candidates[best]().fit(X, y)
-    # Explanations come from the chosen model when it is linear, else from the baseline.
-    linear = chosen if isinstance(chosen, Pipeline) else candidates[baseline_kind]().fit(X, y)
+    chosen, linear = _final_fit(best, X, y, classifier)
     metrics = {
         "rows": len(y),
         "cv_rows": len(ys),

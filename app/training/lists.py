@@ -14,6 +14,7 @@ from app.training.candidates import cold_user_lists
 from app.training.dataset import TYPE_CODE, Catalog, Interactions
 from app.training.evaluate import in_sorted
 from app.training.models import Recommender
+from app.training.topn import first_valid
 
 if TYPE_CHECKING:
     from app.training.build import BuildOutput
@@ -91,12 +92,7 @@ def user_lists(
             banned = dense_mask(excluded[chunk])
             valid = (ids >= 0) & ~np.take_along_axis(banned, known, axis=1)
             valid &= catalog.available[known]
-            # Valid picks first, in score order (a stable sort keeps it), then the top n.
-            order = np.argsort(~valid, axis=1, kind="stable")[:, :n]
-            picks = np.take_along_axis(ids, order, axis=1)
-            picked_scores = np.take_along_axis(np.asarray(scores), order, axis=1)
-            counts = np.minimum(valid.sum(axis=1), n)
-            picks[np.arange(picks.shape[1])[None, :] >= counts[:, None]] = -1
+            picks, picked_scores, counts = first_valid(ids, np.asarray(scores), valid, n)
             rows = explainer.rows(chunk, picks, picked_scores, counts)
             for user, items in zip(chunk.tolist(), rows, strict=True):
                 lists[user] = ("personalised", items)

@@ -16,7 +16,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 
 from app.training.evaluate import in_sorted
-from app.training.topn import block_top_n
+from app.training.topn import block_top_n, first_valid
 
 # implicit's BM25 converts its own intermediate COO matrix and warns about it; not ours.
 warnings.filterwarnings("ignore", message="Method expects CSR input")
@@ -130,13 +130,15 @@ class PopularModel(_BlockModel):
                 seen_keys = np.sort(row_of * n_items + rows.indices)
                 keys = np.arange(rows.shape[0], dtype=np.int64)[:, None] * n_items + head
                 valid = ~in_sorted(keys, seen_keys)
-            # Valid items first, in ranking order (a stable sort keeps it), then the top n.
-            picks = np.argsort(~valid, axis=1, kind="stable")[:, :n]
-            counts = np.minimum(valid.sum(axis=1), n)
-            ids = np.where(np.arange(picks.shape[1]) < counts[:, None], head[picks], -1)
+            ids, top, _ = first_valid(
+                np.broadcast_to(head, valid.shape),
+                np.broadcast_to(self.counts[head], valid.shape),
+                valid,
+                n,
+            )
             block = slice(start, start + rows.shape[0])
             ids_out[block, : ids.shape[1]] = ids
-            scores_out[block, : ids.shape[1]] = np.where(ids >= 0, self.counts[ids], 0.0)
+            scores_out[block, : ids.shape[1]] = top
         return ids_out, scores_out
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

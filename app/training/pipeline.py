@@ -148,7 +148,7 @@ async def _rebuild_locked(ctx: AppContext, trigger: str) -> dict[str, Any]:
         # part of the time, when the other can use the CPU.
         lists_written = asyncio.create_task(publish_lists())
         try:
-            profiles = await publish_profiles(ctx, version, out, profile_job)
+            profiles = await publish_profiles(ctx, out, profile_job)
             out.timings["profiles_and_ads"] = round(time.perf_counter() - tick, 3)
             await lists_written
         finally:

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.training.ad_features import CFScorer
 from app.training.ads import AdModel, train_ads
 from app.training.attributes import AttributeEncoder
+from app.training.build import preprocess_config
 from app.training.dataset import Catalog, Interactions
 from app.training.linear import (
     FittedModel,
@@ -24,7 +25,7 @@ from app.training.linear import (
     train_churn,
     train_spend,
 )
-from app.training.preprocess import PreprocessConfig, clean, confidence_matrix, event_weights
+from app.training.preprocess import clean, confidence_matrix, event_weights
 from app.training.profile_data import Campaigns, ProfileData, Users
 from app.training.profiles import (
     DAY,
@@ -96,10 +97,10 @@ def _named_top(matrix: Any, labels: list[str], k: int) -> list[list[tuple[str, f
 
 @dataclass
 class ProfileCore:
-    """The profile stage up to the ad step: the profiles, plus what the ad step reads. It
-    holds no closures, so it can be built in another process and sent back."""
+    """The profile stage up to the ad step: the profiles, plus what the ad step reads."""
 
     res: ProfileOutput  # everything but the ad model and the scored users
+    cleaned: Interactions  # the rows the profiles were built from
     users: Users  # with the users known only from events appended
     act: Activity
     attrs: np.ndarray
@@ -126,7 +127,7 @@ def build_profiles(
 ) -> ProfileOutput:
     """Everything the profile and ad endpoints serve, for every known user."""
     core = profile_core(data, catalog, inter, settings, now=now, cfg=cfg, selections=selections)
-    return add_ads(core, data, catalog, inter, recommender, settings, cfg=cfg)
+    return add_ads(core, data, catalog, recommender, settings, cfg=cfg)
 
 
 def profile_core(
@@ -145,10 +146,7 @@ def profile_core(
     now = now or time.time()
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    pre = PreprocessConfig(
-        event_weights=settings.event_weights, half_life_days=settings.decay_half_life_days
-    )
-    cleaned, _ = clean(inter, catalog, pre)
+    cleaned, _ = clean(inter, catalog, preprocess_config(settings))
     users = data.users
     act = activity(cleaned, catalog, users, settings.event_weights)
     n = len(users)  # final: activity() appended users known only from events
@@ -239,6 +237,7 @@ def profile_core(
     timings["segments"] = time.perf_counter() - tick
     return ProfileCore(
         res=res,
+        cleaned=cleaned,
         users=users,
         act=act,
         attrs=attrs,
@@ -254,7 +253,6 @@ def add_ads(
     core: ProfileCore,
     data: ProfileData,
     catalog: Catalog,
-    inter: Interactions,
     recommender: Any,
     settings: Settings,
     *,
@@ -264,18 +262,14 @@ def add_ads(
     feature; completes core.res."""
     cfg = cfg or ProfileConfig()
     res, users, act, timings = core.res, core.users, core.act, core.timings
-    n, now, table = len(users), res.now, res.table
+    cleaned, n, now, table = core.cleaned, len(users), res.now, res.table
     tick = time.perf_counter()
-    pre = PreprocessConfig(
-        event_weights=settings.event_weights, half_life_days=settings.decay_half_life_days
-    )
-    cleaned, _ = clean(inter, catalog, pre)
     to_model = np.full(n, -1, dtype=np.int64)
     to_model[[users.index[u] for u in cleaned.user_ids]] = np.arange(len(cleaned.user_ids))
     matrix = None
     if recommender is not None and hasattr(recommender, "weights") and len(cleaned):
         shape = (cleaned.n_users, len(catalog))
-        weights = event_weights(cleaned, pre, now)
+        weights = event_weights(cleaned, preprocess_config(settings), now)
         matrix = confidence_matrix(cleaned.user, cleaned.item, weights, shape)
     cf = CFScorer(recommender, matrix, to_model, catalog, data.campaigns)
     res.ads = train_ads(

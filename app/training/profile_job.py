@@ -40,16 +40,16 @@ def _fresh_selections(ctx: AppContext) -> dict[str, dict[str, Any]]:
 
 
 class ProfileJob:
-    """The profile stage, started beside the recommender build. With a `version`, the
-    profiles are serialised and cached under it while the recommender still trains.
-    `finish(model)` hands the recommender over and waits for the result."""
+    """The profile stage, started beside the recommender build: the profiles are serialised
+    and cached under `version` while the recommender still trains. `finish(model)` hands
+    the recommender over and waits for the result."""
 
     def __init__(
         self,
         ctx: AppContext,
         catalog: Catalog,
         inter: Interactions,
-        version: int | None = None,
+        version: int,
     ) -> None:
         self.model: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.timings: dict[str, float] = {}
@@ -68,19 +68,16 @@ class ProfileJob:
         core = await asyncio.to_thread(
             profile_core, data, catalog, inter, ctx.settings, selections=selections
         )
-        if self.version is not None:
-            self.prepared = await asyncio.to_thread(
-                prepare_profiles, core.res, self.version, is_postgres(ctx)
-            )
-            await cache_profiles(ctx, self.version, self.prepared, core.res)
-            self.cached.set()
+        self.prepared = await asyncio.to_thread(
+            prepare_profiles, core.res, self.version, is_postgres(ctx)
+        )
+        await cache_profiles(ctx, self.version, self.prepared, core.res)
+        self.cached.set()
         ctx.extras[SELECTIONS] = core.res.selections
         profiled = time.perf_counter()
         recommender = await asyncio.wrap_future(self.model)
         self.timings["wait_for_recommender"] = round(time.perf_counter() - profiled, 3)
-        res = await asyncio.to_thread(
-            add_ads, core, data, catalog, inter, recommender, ctx.settings
-        )
+        res = await asyncio.to_thread(add_ads, core, data, catalog, recommender, ctx.settings)
         self.timings["load"] = round(loaded - started, 3)
         self.timings["build"] = round(profiled - loaded, 3)
         return res

@@ -294,19 +294,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def publish_profiles(
-    ctx: AppContext, version: int, out: BuildOutput, job: ProfileJob
-) -> dict[str, Any]:
-    """Finish `job` (started beside the recommender build) and write its profiles and ad
-    scores under `version`; returns what goes into the run's metrics (models with
-    coefficients by feature name)."""
+async def publish_profiles(ctx: AppContext, out: BuildOutput, job: ProfileJob) -> dict[str, Any]:
+    """Finish `job` (started beside the recommender build, its profiles already cached) and
+    write the profile rows and ad scores under its version; returns what goes into the run's
+    metrics (models with coefficients by feature name)."""
     res = await job.finish(out.model)
     built = time.perf_counter()
-    prepared = job.prepared if job.version == version else None
-    if prepared is None:  # not cached early: do it now
-        prepared = await asyncio.to_thread(prepare_profiles, res, version, is_postgres(ctx))
-        await cache_profiles(ctx, version, prepared, res)
-    await _store_profiles(ctx, prepared, version)
+    version = job.version
+    assert job.prepared is not None  # set before the job waits for the model
+    await _store_profiles(ctx, job.prepared, version)
     adm, rows, audiences, ad_stats = await asyncio.to_thread(ad_payloads, res)
     batch: dict[str, bytes] = {}
     for user_id, blob in rows:

@@ -60,6 +60,21 @@ def top_n(scores: np.ndarray, n: int, floor: float = -np.inf) -> tuple[np.ndarra
     return ids_out, scores_out
 
 
+def first_valid(
+    ids: np.ndarray, scores: np.ndarray, valid: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the first n entries marked `valid`, in their order (a filter applied after
+    ranking): (ids -1-padded, scores 0-padded, how many each row kept)."""
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :n]  # stable: keeps the ranking
+    kept_ids = np.take_along_axis(ids, order, axis=1)
+    kept_scores = np.take_along_axis(scores, order, axis=1)
+    counts = np.minimum(valid.sum(axis=1), n)
+    past = np.arange(order.shape[1])[None, :] >= counts[:, None]
+    kept_ids[past] = -1
+    kept_scores[past] = 0
+    return kept_ids, kept_scores, counts
+
+
 def block_top_n(
     rows: np.ndarray,
     n: int,
