@@ -4,7 +4,8 @@ Rows: every table with a `user_id` column (events, users, dirty_users, profiles 
 predictions, served lists, experiment assignments and whatever later features add), in one
 transaction. Cache: the fields named after the user in each version's user-keyed hashes (lists,
 never-again items, profiles, ad scores; live, retired and still-pending versions alike), their
-entries in campaign audiences, per-user keys, the real-time queue, and the served lists waiting
+entries in campaign audiences, per-user keys, the real-time queue, promotion counters and reach
+entries (with those this process has noted but not flushed yet), and the served lists waiting
 in this process's buffer and the cache's queue for the analytics pass (which would otherwise
 write them back into `served_lists`).
 
@@ -36,6 +37,7 @@ from app.logging import get_logger
 from app.metrics import USERS_ERASED
 from app.models import ModelRun
 from app.promotions import store as promotion_store
+from app.promotions.tally import tally
 from app.realtime.queue import DIRTY_KEY, UPDATED_KEY
 
 log = get_logger(__name__)
@@ -51,7 +53,8 @@ USER_KEY_PARTS: frozenset[str] = frozenset()
 USER_LIST_PARTS = frozenset({"aud"})
 # Sorted sets whose members are user ids.
 USER_ZSETS = (DIRTY_KEY, UPDATED_KEY)
-FOLLOW_UP_DELAY = 2.0  # longer than a real-time batch takes to publish
+FOLLOW_UP_DELAY = 2.0  # longer than a real-time batch takes to publish, and than another
+# API process takes to flush the promotion reach it noted (app/promotions/tally.py, 0.5 s)
 FOLLOW_UP_POLL = 2.0
 FOLLOW_UP_LIMIT = 3600.0  # rebuilds never run this long; a run stuck as `training` is dead
 VERSION_PREFIX = f"{KEY_PREFIX}v:"
@@ -163,7 +166,9 @@ async def sweep_cache(ctx: AppContext, user_id: str) -> int:
         return removed + await _trim_lists(client, lists, user_id)
 
     removed = await ctx.cache.run(op)
-    # Promotion frequency-cap counters and exposed/holdout reach entries.
+    # Promotion frequency-cap counters and exposed/holdout reach entries, those this process
+    # has not flushed yet first (a flush after the sweep would write them back).
+    removed += tally(ctx).forget(user_id)
     removed += await promotion_store.forget_user(ctx.cache, user_id)
     # Served lists not yet in the database (this process's buffer, the cache's queue).
     return removed + await served.forget(ctx, user_id)

@@ -42,6 +42,18 @@ class Tally(BackgroundFlusher):
     def pending(self) -> bool:
         return bool(self.cap_hits or self.reach)
 
+    def forget(self, user_id: str) -> int:
+        """Drop the shopper's reach entries not yet sent (erasure); returns how many.
+
+        Without this a flush after the erasure's sweep would write them back.
+        """
+        named = [k for k in self.reach if k[2] == user_id]
+        for k in named:
+            del self.reach[k]
+        # A later note must be sent again: the sweep removed what was flushed.
+        self.sent = {k for k in self.sent if k[2] != user_id}
+        return len(named)
+
     async def flush(self, ctx: AppContext) -> bool:
         """Send what was counted; False (and everything kept) when the cache is down."""
         if not self.cap_hits and not self.reach:

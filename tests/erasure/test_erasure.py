@@ -21,6 +21,7 @@ from app.analytics.served import drain, served_log
 from app.context import AppContext
 from app.erasure import service as erasure
 from app.models import ExperimentUser, UserProfile
+from app.promotions.tally import FLUSH_SECONDS, tally
 from app.registry import service as registry
 from app.training.pipeline import rebuild
 from app.training.publish import PENDING_TTL, live_version, version_key
@@ -271,6 +272,27 @@ async def test_a_publish_racing_the_erasure_is_swept_up(
     assert await rows_naming(ctx, user) == {}
     assert await cache_entries_naming(ctx, user) == []
     await ctx.cache.run(lambda r: r.delete(name))
+
+
+async def test_reach_noted_but_not_yet_flushed_stays_gone(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    ctx: AppContext = app.state.ctx
+    user = unique("unflushed")
+    # Serving noted the user as held out of a promotion a moment ago; the flush is due later.
+    notes = tally(ctx)
+    notes.note(ctx, "erase-unflushed", user, "holdout")
+    assert notes.pending()
+    resp = await client.delete(f"/v1/users/{user}", headers=ADMIN)
+    assert resp.status_code == 202
+    await erasure.wait_follow_ups(ctx)
+    await asyncio.sleep(FLUSH_SECONDS * 2)  # the flush that was due has run
+    assert await cache_entries_naming(ctx, user) == []
+    # Served again after the erasure (new activity): noted and flushed once more.
+    notes.note(ctx, "erase-unflushed", user, "holdout")
+    await notes.flush(ctx)
+    assert await cache_entries_naming(ctx, user) != []
+    await erasure.sweep_cache(ctx, user)
 
 
 async def test_audiences_lose_the_user_and_keep_the_others(app: FastAPI) -> None:
