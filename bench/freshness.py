@@ -47,6 +47,7 @@ from bench.common import (
     stop_process,
     write_section,
 )
+from bench.cpu import cpu_share
 from bench.serve import wrk
 from bench.world import copy_world, make_world
 
@@ -209,24 +210,30 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 # Production layout for read latency: storefront reads and ingest on separate
                 # API processes (as a load balancer would route them), so a batch being parsed
                 # never delays a read queued behind it in the same event loop.
-                read_url = stack.enter_context(run_server(url, workers=1, env=env)).base_url
-                write_url = stack.enter_context(run_server(url, workers=1, env=env)).base_url
+                reader = stack.enter_context(run_server(url, workers=1, env=env))
+                writer = stack.enter_context(run_server(url, workers=1, env=env))
+                roles = {"api (reads)": reader.process.pid, "api (ingest)": writer.process.pid}
             else:
-                read_url = write_url = stack.enter_context(
-                    run_server(url, workers=2, env=env)
-                ).base_url
+                reader = writer = stack.enter_context(run_server(url, workers=2, env=env))
+                roles = {"api": reader.process.pid}
+            roles["worker"] = worker.pid
+            read_url, write_url = reader.base_url, writer.base_url
             http = httpx.AsyncClient(base_url=read_url, timeout=30)
             writes = httpx.AsyncClient(base_url=write_url, timeout=30)
             try:
                 await wait_live(http)
                 users = [f"u{u}" for u in sorted(set(world.users.tolist()))[:3000]]
                 items = [i[0] for i in world.items]
+                # CPU is sampled inside each read phase, a second in and a second before its end.
+                window = max(args.read_seconds - 2, 1)
+                quiet_cpu = asyncio.create_task(cpu_share(roles, 1, window))
                 quiet = await asyncio.to_thread(readers, read_url, users, args.read_seconds)
                 stop = asyncio.Event()
                 load = asyncio.create_task(background_load(writes, users, items, args.load, stop))
                 during = asyncio.create_task(
                     asyncio.to_thread(readers, read_url, users, args.read_seconds)
                 )
+                busy_cpu = asyncio.create_task(cpu_share(roles, 1, window))
                 times = []
                 for k in range(args.probes):
                     existing = k % 2 == 0
@@ -246,7 +253,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     finally:
         stop_process(worker)
         await drop_database(url)
-    return {"times": times, "quiet": quiet, "busy": busy, "sent": sent, "burst": bursted}
+    return {
+        "times": times,
+        "quiet": quiet,
+        "busy": busy,
+        "sent": sent,
+        "burst": bursted,
+        "cpu": {"quiet": await quiet_cpu, "busy": await busy_cpu},
+    }
 
 
 def main() -> None:
@@ -309,7 +323,23 @@ def main() -> None:
     lines += [
         "",
         f"Read p99 during / before: **{ratio:.2f}x**; background events sent: {out['sent']}.",
+        "",
+        "Cores busy in each read phase, per process kind (of 2; sampled from /proc):",
+        "",
     ]
+    cpu = out["cpu"]
+    kinds = sorted(set(cpu["quiet"]) | set(cpu["busy"]))  # type: ignore[index]
+    lines += [
+        "| phase | " + " | ".join(kinds) + " | total |",
+        "| --- |" + " --- |" * (len(kinds) + 1),
+    ]
+    for phase in ("quiet", "busy"):
+        shares = cpu[phase]  # type: ignore[index]
+        lines.append(
+            f"| {phase} | "
+            + " | ".join(f"{shares.get(k, 0.0):.2f}" for k in kinds)
+            + f" | {sum(shares.values()):.2f} |"
+        )
     b = out["burst"]
     if b:
         lines += [

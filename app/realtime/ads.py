@@ -14,14 +14,11 @@ import numpy as np
 from app.config import Settings
 from app.training.ad_features import CFScorer, FixedCF, user_side
 from app.training.ads import AdModel
-from app.training.dataset import TYPE_CODE, Catalog, Interactions
-from app.training.preprocess import PreprocessConfig, clean
+from app.training.dataset import Catalog, Interactions
 from app.training.profile_build import ProfileOutput
 from app.training.profile_data import Users
 from app.training.profiles import ItemAttributes, activity, features_at, item_attributes
 from app.training.publish_profiles import active_campaigns
-
-Events = list[tuple[str, str, float, float | None]]
 
 
 @dataclass
@@ -47,45 +44,22 @@ def live_ads(res: ProfileOutput, catalog: Catalog) -> LiveAds:
     return LiveAds(slim, cf, active_campaigns(res.ads_campaigns), item_attributes(catalog))
 
 
-def _interactions(users: list[str], events: dict[str, Events], catalog: Catalog) -> Interactions:
-    rows = [
-        (u, code, TYPE_CODE[kind], ts, value)
-        for u, user in enumerate(users)
-        for item, kind, ts, value in events.get(user, [])
-        if (code := catalog.index.get(item)) is not None
-    ]
-    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
-    nan = np.full(len(rows), np.nan, np.float32)
-    return Interactions(
-        user_ids=users,
-        user=np.asarray(cols[0], np.int32),
-        item=np.asarray(cols[1], np.int32),
-        etype=np.asarray(cols[2], np.int8),
-        ts=np.asarray(cols[3], np.float64),
-        quantity=nan,
-        amount=nan.copy(),
-        value=np.array([np.nan if v is None else v for v in cols[4]], np.float32),
-    )
-
-
 def ad_rows(
     live: LiveAds,
     catalog: Catalog,
-    users: list[str],
-    events: dict[str, Events],
+    cleaned: Interactions,
     item_scores: np.ndarray,
     settings: Settings,
     now: float,
 ) -> dict[str, bytes]:
-    """float16 [p_click..., p_convert...] rows for the batch's shoppers with item events."""
-    # item_scores: (len(users), len(live.cf_items)), each shopper's recommender scores of the
-    # campaign items as the list update computed them (zeros where it had none).
+    """float16 [p_click..., p_convert...] rows for the batch's shoppers with item events.
+
+    cleaned: the batch's events after clean(), user codes indexing cleaned.user_ids;
+    item_scores: (shoppers, len(live.cf_items)), each shopper's recommender scores of the
+    campaign items as the list update computed them (zeros where it had none)."""
+    users = cleaned.user_ids
     if not len(live.active) or not users:
         return {}
-    pre = PreprocessConfig(
-        event_weights=settings.event_weights, half_life_days=settings.decay_half_life_days
-    )
-    cleaned, _ = clean(_interactions(users, events, catalog), catalog, pre)
     index = Users(ids=list(users), attributes=[{}] * len(users))
     index.index = {u: k for k, u in enumerate(users)}
     act = activity(cleaned, catalog, index, settings.event_weights, live.items)

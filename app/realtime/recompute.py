@@ -8,22 +8,22 @@ against their item-item weights. Filters and explanations are the rebuild's own.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.models import Event
 from app.realtime.ads import LiveAds
-from app.training.build import BuildOutput
+from app.training.build import BuildOutput, preprocess_config
 from app.training.candidates import content_similar
-from app.training.dataset import ITEM_EVENT_TYPES, Catalog, _epoch
+from app.training.dataset import ITEM_EVENT_TYPES, TYPE_CODE, Catalog, Interactions, _epoch
 from app.training.lists import VERBS, explain
+from app.training.preprocess import clean, confidence_matrix, event_weights
+from app.training.topn import top_n
 
 DAY = 86_400.0
 HISTORY_DAYS = 365  # older events weigh almost nothing after time decay
@@ -43,138 +43,160 @@ class LiveModel:
 
 
 @dataclass
-class Scored:
-    """One shopper's interaction row scored against the live model, before any filter."""
+class ScoredBatch:
+    """A batch of shoppers' rebuilt interaction rows scored against the live model."""
 
-    scores: np.ndarray
-    never_again: dict[int, None]
-    strongest: dict[int, int]
-    recency: list[int]
+    inter: Interactions  # the batch's cleaned item events (user codes index `users`)
+    scores: np.ndarray  # (len(users), n_items), before any filter; zeros without a row
+    has_row: np.ndarray  # bool per user: a positive interaction row was scored
+    # Per user: items never to show again, and up to five recent items with their verb.
+    never_again: list[list[int]]
+    history: list[list[tuple[int, str]]]
 
 
-# Postgres: one raw query on the (user_id, ts) index, rows straight from asyncpg; type and age
-# are filtered here. Conditions on them in SQL let the planner pick the (type, ts) index on a
-# table whose statistics lag a bulk load, and scan every event (measured: 150 ms a batch at
-# a million events instead of a few).
+# Postgres: the batch's events as one row of arrays (asyncpg decodes them in C: no Python
+# object per row), with the user as its position in $1 and the type as its position in $2.
+# Joined on user_id alone, so the planner walks the (user_id, ts) index: conditions on type
+# or age let it pick the (type, ts) index on a table whose statistics lag a bulk load, and
+# scan every event (measured: 150 ms a batch at a million events instead of a few). Type and
+# age are filtered here instead.
 _PG_USER_EVENTS = """
-SELECT user_id, item_id, type, extract(epoch FROM ts)::float8, value FROM events
-WHERE user_id = ANY($1::text[]) AND item_id IS NOT NULL
-ORDER BY ts
+SELECT array_agg(u.k), array_agg(e.item_id), array_agg(array_position($2::text[], e.type)),
+       array_agg(extract(epoch FROM e.ts)::float8), array_agg(e.quantity::float8),
+       array_agg(e.amount::float8), array_agg(e.value::float8)
+FROM unnest($1::text[]) WITH ORDINALITY AS u(user_id, k)
+JOIN events e ON e.user_id = u.user_id AND e.item_id IS NOT NULL
 """
-_ITEM_TYPES = frozenset(ITEM_EVENT_TYPES)
 
 
-async def load_user_events(
-    engine: AsyncEngine, users: list[str]
-) -> dict[str, list[tuple[str, str, float, float | None]]]:
-    """(item_id, type, epoch, value) per user, oldest first, for their item events."""
-    since = time.time() - HISTORY_DAYS * DAY
-    grouped: dict[str, list[tuple[str, str, float, float | None]]] = defaultdict(list)
+async def load_user_events(engine: AsyncEngine, users: list[str], catalog: Catalog) -> Interactions:
+    """The shoppers' item events of the last HISTORY_DAYS on catalog items, as arrays (user
+    codes index `users`); unordered: clean() sorts them."""
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             raw: Any = (await conn.get_raw_connection()).driver_connection
-            for user, item, kind, ts, value in await raw.fetch(_PG_USER_EVENTS, users):
-                if kind in _ITEM_TYPES and ts >= since:
-                    grouped[user].append((item, kind, ts, value))
-            return grouped
-        stmt = (
-            select(Event.user_id, Event.item_id, Event.type, _epoch(engine), Event.value)
-            .where(Event.user_id.in_(users), Event.type.in_(ITEM_EVENT_TYPES))
-            .where(Event.item_id.is_not(None))
-            .order_by(Event.ts)
-        )
-        for user, item, kind, ts, value in await conn.execute(stmt):
-            if ts >= since:
-                grouped[user].append((item, kind, float(ts), value))
-    return grouped
+            row = await raw.fetchrow(_PG_USER_EVENTS, users, list(ITEM_EVENT_TYPES))
+            columns: list[Any] = [c or [] for c in row]
+            positions, item_ids, types, *rest = columns
+            # 1-based positions (None: not an item event type).
+            user = np.asarray(positions, np.int64) - 1
+            etype = np.array(types, np.float64) - 1
+        else:
+            stmt = select(
+                Event.user_id, Event.item_id, Event.type, _epoch(engine),
+                Event.quantity, Event.amount, Event.value,
+            ).where(Event.user_id.in_(users), Event.item_id.is_not(None))  # fmt: skip
+            rows = list(await conn.execute(stmt))
+            columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+            user_ids, item_ids, kinds, *rest = columns
+            by_user = {u: k for k, u in enumerate(users)}
+            user = np.fromiter((by_user[u] for u in user_ids), np.int64, len(rows))
+            etype = np.array([TYPE_CODE.get(k) for k in kinds], np.float64)
+    ts, quantity, amount, value = (np.array(c, np.float64) for c in rest)  # None reads as NaN
+    item = np.fromiter((catalog.index.get(i, -1) for i in item_ids), np.int64, len(item_ids))
+    keep = (item >= 0) & ~np.isnan(etype) & (ts >= time.time() - HISTORY_DAYS * DAY)
+    return Interactions(
+        user_ids=users,
+        user=user[keep].astype(np.int32),
+        item=item[keep].astype(np.int32),
+        etype=etype[keep].astype(np.int8),
+        ts=ts[keep],
+        quantity=quantity[keep].astype(np.float32),
+        amount=amount[keep].astype(np.float32),
+        value=value[keep].astype(np.float32),
+    )
 
 
-def score_user(
-    live: LiveModel,
-    events: list[tuple[str, str, float, float | None]],
-    settings: Settings,
-    now: float,
-) -> Scored | None:
-    """The shopper's rebuilt interaction row scored over the catalog, or None when empty."""
+def score_batch(
+    live: LiveModel, inter: Interactions, settings: Settings, now: float
+) -> ScoredBatch | None:
+    """Rebuild the shoppers' confidence rows as the rebuild does (clean, weigh, decay,
+    log-scale) and score them against the live model in one call."""
     catalog, model = live.catalog, live.out.model
     if model is None:
         return None
-    weights = settings.event_weights
-    totals: dict[int, float] = defaultdict(float)
-    never_again: dict[int, None] = {}
-    strongest: dict[int, int] = {}
-    recency: list[int] = []
-    for item_id, kind, ts, value in events:
-        code = catalog.index.get(item_id)
-        if code is None:
-            continue
-        weight = weights.get(kind, 0.0)
-        if kind == "rating" and value is not None:
-            weight *= max(value, 0.0) / 5.0
-        if settings.decay_half_life_days > 0:
-            weight *= 0.5 ** (max(now - ts, 0.0) / DAY / settings.decay_half_life_days)
-        totals[code] += weight
-        if kind == "purchase" or settings.exclude_interacted == "all":
-            never_again.pop(code, None)
-            never_again[code] = None
-        rank = 2 if kind == "purchase" else 1 if kind == "add_to_cart" else 0
-        strongest[code] = max(strongest.get(code, 0), rank)
-        recency.append(code)
-    positive = {code: np.log1p(total) for code, total in totals.items() if total > 0}
-    if not positive:
-        return None
-    codes = np.fromiter(positive, dtype=np.int32)
-    row = sparse.csr_matrix(
-        (np.fromiter(positive.values(), dtype=np.float32), (np.zeros(len(codes)), codes)),
-        shape=(1, len(catalog)),
-    )
-    scores = np.asarray(model.user_vector_scores(row), dtype=np.float32)
-    return Scored(scores, never_again, strongest, recency)
+    cfg = preprocess_config(settings)
+    inter, _ = clean(inter, catalog, cfg)  # sorted by user, then time
+    shape = (inter.n_users, len(catalog))
+    rows = confidence_matrix(inter.user, inter.item, event_weights(inter, cfg, now), shape)
+    has_row = np.diff(rows.indptr) > 0
+    scores = np.zeros(shape, np.float32)
+    if has_row.any():
+        scores[has_row] = model.users_vector_scores(rows[has_row])
+    purchase = inter.etype == TYPE_CODE["purchase"]
+    barred = np.ones(len(inter), bool) if settings.exclude_interacted == "all" else purchase
+    # The verb of an item in "similar to X you ...": the strongest event on it.
+    rank = np.where(purchase, 2, np.where(inter.etype == TYPE_CODE["add_to_cart"], 1, 0))
+    keys = inter.user.astype(np.int64) * len(catalog) + inter.item
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    strongest = np.zeros(len(unique_keys), np.int64)
+    np.maximum.at(strongest, inverse, rank)
+    bounds = np.searchsorted(inter.user, np.arange(inter.n_users + 1)).tolist()
+    items = inter.item.tolist()
+    never_again, history = [], []
+    for u in range(inter.n_users):
+        lo, hi = bounds[u], bounds[u + 1]
+        # Ordered by each item's last barred event, oldest first (a dict keeps the order).
+        barred_items = inter.item[lo:hi][barred[lo:hi]].tolist()
+        never_again.append(list(reversed(dict.fromkeys(reversed(barred_items)))))
+        recent: dict[int, int] = {}
+        for k in range(hi - 1, lo - 1, -1):
+            if len(recent) >= 5:
+                break
+            recent.setdefault(items[k], k)
+        history.append([(code, VERBS[strongest[inverse[k]]]) for code, k in recent.items()])
+    return ScoredBatch(inter, scores, has_row, never_again, history)
 
 
-def user_payload(
-    live: LiveModel, scored: Scored, settings: Settings, unavailable: set[str], now: float
-) -> bytes | None:
-    """The published payload for one scored shopper, or None when nothing is left to show."""
+def batch_payloads(
+    live: LiveModel, batch: ScoredBatch, settings: Settings, unavailable: set[str], now: float
+) -> dict[str, bytes]:
+    """The published payloads of the batch's scored shoppers (none for a shopper with no
+    row, or nothing left to show)."""
     import orjson
 
-    catalog, never_again = live.catalog, scored.never_again
-    scores = scored.scores.copy()
-    scores[~catalog.available[: len(scores)]] = -np.inf
-    if never_again:
-        scores[np.fromiter(never_again, dtype=np.int64)] = -np.inf
-    for item_id in unavailable:
-        code = catalog.index.get(item_id)
-        if code is not None and code < len(scores):
-            scores[code] = -np.inf
-    n = min(settings.recommendations_top_n, int(np.isfinite(scores).sum()))
-    if n <= 0:
-        return None
-    top = np.argpartition(-scores, n - 1)[:n]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    history: list[tuple[int, str]] = []
-    for code in reversed(scored.recency):
-        if len(history) >= 5:
-            break
-        if all(code != seen for seen, _ in history):
-            history.append((code, VERBS[scored.strongest[code]]))
-    rows = explain(top.tolist(), np.round(scores[top], 5).tolist(), history, live.out, catalog)
-    rows = _with_new_items(rows, live, history, unavailable)
-    body = {
-        "s": "personalised",
-        "i": rows,
-        "x": [catalog.item_ids[c] for c in never_again],
-        "t": now,
-    }
-    return orjson.dumps(body)
+    catalog = live.catalog
+    users = np.flatnonzero(batch.has_row)
+    if not len(users):
+        return {}
+    scores = batch.scores[users]
+    scores[:, ~catalog.available[: scores.shape[1]]] = -np.inf
+    gone = [c for i in unavailable if (c := catalog.index.get(i)) is not None]
+    if gone:
+        scores[:, gone] = -np.inf
+    rows = [r for r, u in enumerate(users.tolist()) for _ in batch.never_again[u]]
+    if rows:
+        cols = [c for u in users.tolist() for c in batch.never_again[u]]
+        scores[rows, cols] = -np.inf
+    # As in the rebuild's lists, only items the model reaches; serving fills the rest.
+    ids, top = top_n(
+        scores, settings.recommendations_top_n, getattr(live.out.model, "floor", -np.inf)
+    )
+    rounded = np.round(top.astype(np.float64), 5).tolist()
+    payloads = {}
+    for r, u in enumerate(users.tolist()):
+        picks = [c for c in ids[r].tolist() if c >= 0]
+        if not picks:
+            continue
+        history = batch.history[u]
+        rows_out = explain(picks, rounded[r][: len(picks)], history, live.out, catalog)
+        rows_out = _with_new_items(rows_out, live, history, unavailable)
+        body = {
+            "s": "personalised",
+            "i": rows_out,
+            "x": [catalog.item_ids[c] for c in batch.never_again[u]],
+            "t": now,
+        }
+        payloads[batch.inter.user_ids[u]] = orjson.dumps(body)
+    return payloads
 
 
 def _with_new_items(
-    rows: list[list[Any]],
+    rows: list[Any],
     live: LiveModel,
     history: list[tuple[int, str]],
     unavailable: set[str],
-) -> list[list[Any]]:
+) -> list[Any]:
     """Place items newer than the model next to the trained items they resemble."""
     if not live.new_items:
         return rows

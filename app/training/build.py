@@ -51,6 +51,8 @@ class BuildOutput:
     # Rows [item_id, score, reason] (lists or tuples: they are only ever serialised).
     user_lists: dict[int, tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=dict)
     similar: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    # explain()'s memo of the first similar codes per item (real time explains every update)
+    neighbour_codes: dict[int, list[int]] = field(default_factory=dict)
     popular: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     purchased: dict[int, list[int]] = field(default_factory=dict)
     data_start: float | None = None

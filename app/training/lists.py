@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -195,20 +196,28 @@ def explain(
     history: list[tuple[int, str]],
     out: BuildOutput,
     catalog: Catalog,
-) -> list[list[object]]:
+) -> list[tuple[str, float, str]]:
     """'similar to X you bought' when a recent item lists the pick among its neighbours."""
     because: dict[int, str] = {}
-    for item, verb in history:
+    # Oldest first, so a neighbour of several recent items gets the most recent one's text.
+    for item, verb in reversed(history):
         text = f"similar to {catalog.item_ids[item]} you {verb}"  # built once per source
-        for neighbour, _ in out.similar.get(item, [])[:NEIGHBOURS]:
-            because.setdefault(neighbour, text)
-    interest = _interest_reasons(catalog)
-    ids = catalog.item_ids
-    # Rows are already in the published form: [item_id, score, reason].
-    return [
-        [ids[item], score, because.get(item) or interest[item]]
-        for item, score in zip(items, scores, strict=True)
-    ]
+        because.update(dict.fromkeys(_neighbour_codes(out, item), text))
+    if not items:
+        return []
+    pick = itemgetter(*items) if len(items) > 1 else lambda seq: (seq[items[0]],)
+    # Rows in the published form, [item_id, score, reason] (orjson writes tuples as arrays);
+    # map and itemgetter keep the per-item work in C: real time explains every update.
+    reasons: Iterator[str] = map(because.get, items, pick(_interest_reasons(catalog)))
+    return list(zip(pick(catalog.item_ids), scores, reasons, strict=True))
+
+
+def _neighbour_codes(out: BuildOutput, item: int) -> list[int]:
+    """The first NEIGHBOURS similar items of `item` (memoised on the build output)."""
+    codes = out.neighbour_codes.get(item)
+    if codes is None:
+        codes = out.neighbour_codes[item] = [n for n, _ in out.similar.get(item, [])[:NEIGHBOURS]]
+    return codes
 
 
 def _interest_reasons(catalog: Catalog) -> list[str]:

@@ -53,6 +53,8 @@ class Recommender(Protocol):
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray: ...
 
+    def users_vector_scores(self, rows: sparse.csr_matrix) -> np.ndarray: ...
+
 
 def _mask_seen(scores: np.ndarray, rows: sparse.csr_matrix) -> None:
     coo = rows.tocoo()
@@ -91,7 +93,12 @@ class _BlockModel:
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
         """Scores over all items for one (possibly new) interaction row, without refitting."""
-        scores = self._scores(_as_row(user_items_row))[0]
+        return self.users_vector_scores(_as_row(user_items_row))[0]
+
+    def users_vector_scores(self, rows: sparse.csr_matrix) -> np.ndarray:
+        """(len(rows), n_items) scores for interaction rows, without refitting; 0 where the
+        model has no evidence."""
+        scores = self._scores(sparse.csr_matrix(rows, dtype=np.float32))
         return np.where(scores > self.floor, scores, 0.0).astype(np.float32)
 
 
@@ -289,25 +296,27 @@ class FactorModel:
 
     def user_vector_scores(self, user_items_row: sparse.csr_matrix) -> np.ndarray:
         """Scores over all items for one (possibly new) interaction row, without refitting."""
-        row = _as_row(user_items_row)
+        return self.users_vector_scores(_as_row(user_items_row))[0]
+
+    def users_vector_scores(self, rows: sparse.csr_matrix) -> np.ndarray:
+        """(len(rows), n_items) scores for interaction rows, without refitting."""
+        rows = sparse.csr_matrix(rows, dtype=np.float32)
         items = self.model.item_factors
         if self.kind == "als":
-            # ALS: the user's exact least-squares solution against the fixed item factors.
-            # One row: starting the OpenMP pool costs ~10x the solve, so solve on this thread.
+            # ALS: each user's exact least-squares solution against the fixed item factors.
+            # A real-time batch is small: starting the OpenMP pool costs more than the solves.
             threads, self.model.num_threads = self.model.num_threads, 1
             try:
-                user = np.ravel(self.model.recalculate_user(0, row))
+                users = self.model.recalculate_user(np.arange(rows.shape[0]), rows)
             finally:
                 self.model.num_threads = threads
         else:
-            # BPR has no closed form: the confidence-weighted mean of the user's item factors,
-            # with the bias column set to 1 as in BPR's own user factors.
-            weights = row.toarray().ravel()
-            if weights.sum() <= 0:
-                return np.zeros(row.shape[1], np.float32)
-            user = (weights @ items) / weights.sum()
-            user[-1] = 1.0
-        return np.asarray(items @ user, dtype=np.float32)
+            # BPR has no closed form: the confidence-weighted mean of each user's item
+            # factors, with the bias column set to 1 as in BPR's own user factors.
+            totals = np.asarray(rows.sum(axis=1)).ravel()
+            users = np.asarray(rows @ items) / np.where(totals > 0, totals, 1.0)[:, None]
+            users[:, -1] = np.where(totals > 0, 1.0, 0.0)
+        return np.asarray(np.asarray(users) @ items.T, dtype=np.float32)
 
 
 def build_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,9 @@ import httpx
 import pytest
 
 from app.context import AppContext
+from app.realtime.loop import compute_batch, current_model
 from app.realtime.queue import DIRTY_KEY, mark_dirty
+from app.realtime.recompute import load_user_events
 from app.recommendations.live_view import get_live_view
 from app.training.pipeline import rebuild
 from tests.conftest import INGEST, READ, unique
@@ -208,3 +211,23 @@ async def test_marks_fall_back_to_the_database_while_the_cache_is_down(
     assert await ctx.cache.client.zscore(DIRTY_KEY, user) is not None
     async with ctx.sessions() as session:
         assert (await session.scalar(select(DirtyUser).where(DirtyUser.user_id == user))) is None
+
+
+async def test_a_batch_publishes_what_each_shopper_alone_would(
+    client: httpx.AsyncClient, ctx: AppContext, live_world: LiveWorld
+) -> None:
+    # The loop scores a whole batch in one call: no shopper's list or ad scores may depend on
+    # who else was in the batch.
+    users = [await shopper_of(client, ctx, live_world, c) for c in ("shoes", "beauty")]
+    users.append(unique("rt-nobody"))  # no events: nothing to publish
+    live = current_model(ctx)
+    assert live is not None
+    now = time.time()
+    events = await load_user_events(ctx.engine, users, live.catalog)
+    lists, ads = compute_batch(live, events, ctx.settings, set(), now)
+    assert set(lists) == set(users[:2])
+    for user in users:
+        alone = await load_user_events(ctx.engine, [user], live.catalog)
+        own_lists, own_ads = compute_batch(live, alone, ctx.settings, set(), now)
+        assert lists.get(user) == own_lists.get(user)
+        assert ads.get(user) == own_ads.get(user)

@@ -66,3 +66,18 @@ async def test_user_vector_scores_for_a_new_user(kind, fitted, world: Planted) -
     scores[cluster_a] = -np.inf  # the items the user already has
     top = np.argsort(-scores)[:10]
     assert (world.item_cluster[top] == 0).all()
+
+
+async def test_a_batch_of_rows_scores_as_each_row_alone(kind, fitted, world: Planted) -> None:
+    # Real time scores a batch of shoppers in one call; batching must not change anyone's scores.
+    model = fitted[kind]
+    rows = world.matrix()[np.arange(0, world.n_users, max(1, world.n_users // 12))]
+    empty = sparse.csr_matrix((1, world.n_items), dtype=np.float32)
+    rows = sparse.vstack([rows, empty]).tocsr()  # a shopper with no positive row
+    batch = model.users_vector_scores(rows)
+    assert batch.shape == (rows.shape[0], world.n_items)
+    for r in range(rows.shape[0]):
+        np.testing.assert_allclose(
+            batch[r], model.user_vector_scores(rows[r]), rtol=1e-4, atol=1e-5
+        )
+    assert np.abs(batch[:-1]).sum(axis=1).min() > 0
