@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.models import Event
 from app.realtime.ads import LiveAds
-from app.training.build import BuildOutput, preprocess_config
+from app.training.build import BuildOutput, never_again_by_recency, preprocess_config
 from app.training.candidates import content_similar
 from app.training.dataset import ITEM_EVENT_TYPES, TYPE_CODE, Catalog, Interactions, _epoch
-from app.training.lists import VERBS, explain
+from app.training.lists import VERBS, History, explain, recent_history
 from app.training.preprocess import clean, confidence_matrix, event_weights
 from app.training.topn import top_n
 
@@ -49,9 +49,8 @@ class ScoredBatch:
     inter: Interactions  # the batch's cleaned item events (user codes index `users`)
     scores: np.ndarray  # (len(users), n_items), before any filter; zeros without a row
     has_row: np.ndarray  # bool per user: a positive interaction row was scored
-    # Per user: items never to show again, and up to five recent items with their verb.
-    never_again: list[list[int]]
-    history: list[list[tuple[int, str]]]
+    never_again: dict[int, list[int]]  # user code -> items never to show again, oldest first
+    recent: History  # each user's recent items and their verbs (explanations)
 
 
 # Postgres: the batch's events as one row of arrays (asyncpg decodes them in C: no Python
@@ -123,29 +122,10 @@ def score_batch(
     scores = np.zeros(shape, np.float32)
     if has_row.any():
         scores[has_row] = model.users_vector_scores(rows[has_row])
-    purchase = inter.etype == TYPE_CODE["purchase"]
-    barred = np.ones(len(inter), bool) if settings.exclude_interacted == "all" else purchase
-    # The verb of an item in "similar to X you ...": the strongest event on it.
-    rank = np.where(purchase, 2, np.where(inter.etype == TYPE_CODE["add_to_cart"], 1, 0))
-    keys = inter.user.astype(np.int64) * len(catalog) + inter.item
-    unique_keys, inverse = np.unique(keys, return_inverse=True)
-    strongest = np.zeros(len(unique_keys), np.int64)
-    np.maximum.at(strongest, inverse, rank)
-    bounds = np.searchsorted(inter.user, np.arange(inter.n_users + 1)).tolist()
-    items = inter.item.tolist()
-    never_again, history = [], []
-    for u in range(inter.n_users):
-        lo, hi = bounds[u], bounds[u + 1]
-        # Ordered by each item's last barred event, oldest first (a dict keeps the order).
-        barred_items = inter.item[lo:hi][barred[lo:hi]].tolist()
-        never_again.append(list(reversed(dict.fromkeys(reversed(barred_items)))))
-        recent: dict[int, int] = {}
-        for k in range(hi - 1, lo - 1, -1):
-            if len(recent) >= 5:
-                break
-            recent.setdefault(items[k], k)
-        history.append([(code, VERBS[strongest[inverse[k]]]) for code, k in recent.items()])
-    return ScoredBatch(inter, scores, has_row, never_again, history)
+    # The rebuild's own helpers: never-again items oldest first, recent items with verbs.
+    never_again = never_again_by_recency(inter, settings.exclude_interacted != "all")
+    recent = recent_history(inter, len(catalog), inter.n_users)
+    return ScoredBatch(inter, scores, has_row, never_again, recent)
 
 
 def batch_payloads(
@@ -164,27 +144,29 @@ def batch_payloads(
     gone = [c for i in unavailable if (c := catalog.index.get(i)) is not None]
     if gone:
         scores[:, gone] = -np.inf
-    rows = [r for r, u in enumerate(users.tolist()) for _ in batch.never_again[u]]
-    if rows:
-        cols = [c for u in users.tolist() for c in batch.never_again[u]]
-        scores[rows, cols] = -np.inf
+    scored = users.tolist()
+    barred = [(r, c) for r, u in enumerate(scored) for c in batch.never_again.get(u, ())]
+    if barred:
+        rows, cols = zip(*barred, strict=True)
+        scores[list(rows), list(cols)] = -np.inf
     # As in the rebuild's lists, only items the model reaches; serving fills the rest.
     ids, top = top_n(
         scores, settings.recommendations_top_n, getattr(live.out.model, "floor", -np.inf)
     )
     rounded = np.round(top.astype(np.float64), 5).tolist()
     payloads = {}
-    for r, u in enumerate(users.tolist()):
+    for r, u in enumerate(scored):
         picks = [c for c in ids[r].tolist() if c >= 0]
         if not picks:
             continue
-        history = batch.history[u]
+        codes, verbs = batch.recent.items[u].tolist(), batch.recent.verbs[u].tolist()
+        history = [(c, VERBS[v]) for c, v in zip(codes, verbs, strict=True) if c >= 0]
         rows_out = explain(picks, rounded[r][: len(picks)], history, live.out, catalog)
         rows_out = _with_new_items(rows_out, live, history, unavailable)
         body = {
             "s": "personalised",
             "i": rows_out,
-            "x": [catalog.item_ids[c] for c in batch.never_again[u]],
+            "x": [catalog.item_ids[c] for c in batch.never_again.get(u, ())],
             "t": now,
         }
         payloads[batch.inter.user_ids[u]] = orjson.dumps(body)
