@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Recommendations and ad targeting from shoppers' behaviour",
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     # Outermost last: CORS (so refusals carry its headers), metrics, then rate limiting (only
     # when configured: a layer that does nothing still costs every request a few percent).
@@ -119,9 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_cors(app, settings)
     install_problem_handlers(app)
     for router in (
+        recommendations_router,
         ops_router,
         events_router,
-        recommendations_router,
         profiles_router,
         # Before the catalog: /v1/campaigns/allocation must not match /v1/campaigns/{id}.
         ads_router,

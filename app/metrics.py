@@ -157,6 +157,12 @@ def _request_counter(method: str, template: str, status: int) -> Any:
 
 
 @functools.cache
+def cache_outcome(outcome: str) -> Any:
+    """The cache-requests counter for one outcome: hit, miss or fallback."""
+    return CACHE_REQUESTS.labels(outcome)
+
+
+@functools.cache
 def _latency_histogram(method: str, template: str) -> Any:
     return HTTP_LATENCY.labels(method, template)
 

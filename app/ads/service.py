@@ -15,7 +15,7 @@ import orjson
 from app.ads import allocation
 from app.cache import CacheUnavailable
 from app.context import AppContext
-from app.metrics import CACHE_REQUESTS
+from app.metrics import cache_outcome
 from app.models import Campaign
 from app.problems import Problem
 from app.profiles.view import CampaignMeta, ProfileView, get_profile_view, hget, hmget
@@ -83,9 +83,9 @@ async def user_scores(ctx: AppContext, user_id: str, asked: list[str]) -> dict[s
         try:
             blob = await hget(ctx, version, "ads", user_id)
             row, strategy = _row(view, blob)
-            CACHE_REQUESTS.labels("hit" if blob else "miss").inc()
+            cache_outcome("hit" if blob else "miss").inc()
         except CacheUnavailable:
-            CACHE_REQUESTS.labels("fallback").inc()
+            cache_outcome("fallback").inc()
     return {
         "user_id": user_id,
         "model_version": version,
@@ -115,7 +115,7 @@ async def bulk_scores(ctx: AppContext, user_ids: list[str], asked: list[str]) ->
             blobs = await hmget(ctx, version, "ads", users)
         except CacheUnavailable:
             cached = False
-            CACHE_REQUESTS.labels("fallback").inc()
+            cache_outcome("fallback").inc()
     results = []
     for user_id, blob in zip(users, blobs, strict=True):
         row, strategy = _row(view, blob) if cached else (view.cold_ads, "fallback")

@@ -45,7 +45,7 @@ log = get_logger(__name__)
 # Parts of a published version (bl:v:{version}:{part}) that are hashes keyed by user id:
 # lists and never-again items (app/training/publish.py), profiles and ad scores
 # (app/training/publish_profiles.py). A feature that publishes per-user data adds its part.
-USER_HASH_PARTS = frozenset({"recs", "seen", "prof", "ads"})
+USER_HASH_PARTS = frozenset({"recs", "top", "seen", "prof", "ads"})
 # Parts stored as one key per user: bl:v:{version}:{part}:{user_id}.
 USER_KEY_PARTS: frozenset[str] = frozenset()
 # Hashes whose values list users: campaign audiences, {"p": [[user, p_click, p_convert], ...],

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.cache import CacheUnavailable
 from app.context import AppContext
-from app.metrics import CACHE_REQUESTS
+from app.metrics import cache_outcome
 from app.models import ModelRun, User, UserProfile
 from app.problems import Problem
 from app.profiles.view import ProfileView, get_profile_view, hget
@@ -26,11 +26,11 @@ async def profile_body(ctx: AppContext, user_id: str) -> bytes:
     if version is not None:
         try:
             raw = await hget(ctx, version, "prof", user_id)
-            CACHE_REQUESTS.labels("hit" if raw else "miss").inc()
+            cache_outcome("hit" if raw else "miss").inc()
             if raw:
                 return raw
         except CacheUnavailable:
-            CACHE_REQUESTS.labels("fallback").inc()
+            cache_outcome("fallback").inc()
     return orjson.dumps(await profile_from_database(ctx, view, user_id))
 
 

@@ -77,8 +77,8 @@ async def process_new_items(ctx: AppContext, live: LiveModel) -> int:
 
 def compute_batch(
     live: LiveModel, inter: Interactions, settings: Settings, unavailable: set[str], now: float
-) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """(list payloads, ad-score rows) for a batch of shoppers' events, by user id."""
+) -> tuple[dict[str, tuple[bytes, bytes]], dict[str, bytes]]:
+    """((recs, top) list payloads, ad-score rows) for a batch of shoppers' events, by user id."""
     scored = score_batch(live, inter, settings, now)
     if scored is None:
         return {}, {}
@@ -121,11 +121,16 @@ async def process_batch(ctx: AppContext, limit: int = BATCH_USERS) -> int:
 
 
 async def _publish(
-    client: Any, version: int, payloads: dict[str, bytes], ads: dict[str, bytes], now: float
+    client: Any,
+    version: int,
+    payloads: dict[str, tuple[bytes, bytes]],
+    ads: dict[str, bytes],
+    now: float,
 ) -> None:
     async with client.pipeline(transaction=True) as pipe:
         if payloads:
-            pipe.hset(version_key(version, "recs"), mapping=payloads)
+            pipe.hset(version_key(version, "recs"), mapping={u: p[0] for u, p in payloads.items()})
+            pipe.hset(version_key(version, "top"), mapping={u: p[1] for u, p in payloads.items()})
             pipe.zadd(UPDATED_KEY, dict.fromkeys(payloads, now))
         if ads:
             pipe.hset(version_key(version, "ads"), mapping=ads)

@@ -82,10 +82,11 @@ async def carry_over_realtime(cache: Cache, new_version: int, since: float) -> l
         users = [u.decode() if isinstance(u, bytes) else u for u in raw]
         if live is None or not users:
             return users
-        blobs = await client.hmget(version_key(int(live), "recs"), users)
-        mapping = {u: b for u, b in zip(users, blobs, strict=True) if b is not None}
-        if mapping:
-            await client.hset(version_key(new_version, "recs"), mapping=mapping)
+        for part in ("recs", "top"):
+            blobs = await client.hmget(version_key(int(live), part), users)
+            mapping = {u: b for u, b in zip(users, blobs, strict=True) if b is not None}
+            if mapping:
+                await client.hset(version_key(new_version, part), mapping=mapping)
         return users
 
     return await cache.run(op)

@@ -23,6 +23,7 @@ from app.training.candidates import content_similar
 from app.training.dataset import ITEM_EVENT_TYPES, TYPE_CODE, Catalog, Interactions, _epoch
 from app.training.lists import VERBS, History, explain, recent_history
 from app.training.preprocess import clean, confidence_matrix, event_weights
+from app.training.publish import list_blobs
 from app.training.topn import top_n
 
 DAY = 86_400.0
@@ -130,11 +131,9 @@ def score_batch(
 
 def batch_payloads(
     live: LiveModel, batch: ScoredBatch, settings: Settings, unavailable: set[str], now: float
-) -> dict[str, bytes]:
-    """The published payloads of the batch's scored shoppers (none for a shopper with no
-    row, or nothing left to show)."""
-    import orjson
-
+) -> dict[str, tuple[bytes, bytes]]:
+    """The published (recs, top) payloads of the batch's scored shoppers (none for a shopper
+    with no row, or nothing left to show)."""
     catalog = live.catalog
     users = np.flatnonzero(batch.has_row)
     if not len(users):
@@ -169,7 +168,7 @@ def batch_payloads(
             "x": [catalog.item_ids[c] for c in batch.never_again.get(u, ())],
             "t": now,
         }
-        payloads[batch.inter.user_ids[u]] = orjson.dumps(body)
+        payloads[batch.inter.user_ids[u]] = list_blobs(body)
     return payloads
 
 

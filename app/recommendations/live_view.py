@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.cache import Cache, CacheUnavailable, key
 from app.context import AppContext
-from app.metrics import CACHE_REQUESTS
+from app.metrics import cache_outcome
 from app.models import Event, Item
 from app.promotions import view as promotions
 from app.promotions.store import EPOCH_KEY as PROMO_EPOCH_KEY
@@ -30,6 +30,7 @@ DB_FALLBACK_TTL = 60.0
 class LiveView:
     def __init__(self) -> None:
         self.version: int | None = None
+        self.has_top = False
         self.meta: dict[str, tuple[str | None, str | None, str]] = {}
         self.popular: dict[str, list[tuple[str, float]]] = {}
         self.unavailable: set[str] = set()
@@ -66,16 +67,16 @@ class LiveView:
                 )
                 self.promo_epoch, self.promo_version = promo_epoch, self.version
         except CacheUnavailable:
-            CACHE_REQUESTS.labels("fallback").inc()
+            cache_outcome("fallback").inc()
         if self.version is None:
             await self._load_db_popular(ctx)
 
     async def _load_version(self, cache: Cache, version: int) -> None:
-        meta_raw, pop_raw = await cache.run(
-            lambda r: _hgetall_pair(r, version_key(version, "meta"), version_key(version, "pop"))
-        )
+        meta_raw, pop_raw, has_top = await cache.run(lambda r: _version_parts(r, version))
         if not meta_raw and not pop_raw:
             return  # the pointer moved to a version that is gone: keep what we have
+        # Versions published before the "top" part existed are served from "recs" alone.
+        self.has_top = bool(has_top)
         self.meta = {}
         for item_id, blob in meta_raw.items():
             m = orjson.loads(blob)
@@ -134,10 +135,11 @@ class LiveView:
                 self.unavailable.add(item_id)
 
 
-async def _hgetall_pair(client: Any, first: str, second: str) -> tuple[dict[Any, Any], ...]:
+async def _version_parts(client: Any, version: int) -> tuple[Any, ...]:
     async with client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(first)
-        pipe.hgetall(second)
+        pipe.hgetall(version_key(version, "meta"))
+        pipe.hgetall(version_key(version, "pop"))
+        pipe.exists(version_key(version, "top"))
         return tuple(await pipe.execute())
 
 

@@ -14,12 +14,12 @@ from app.cache import CacheUnavailable
 from app.context import AppContext
 from app.experiments.assignment import assignment_for
 from app.ids import request_id
-from app.metrics import CACHE_REQUESTS
+from app.metrics import cache_outcome
 from app.promotions import placement
 from app.promotions.tally import tally
 from app.recommendations.live_view import LiveView, get_live_view
 from app.recommendations.schemas import Strategy
-from app.training.publish import version_key
+from app.training.publish import TOP_ITEMS, version_key
 
 MAX_N = 100
 # Variant strategies that replace the personalised list: (reported strategy, popular window).
@@ -85,10 +85,26 @@ class Picker:
         )
 
 
-async def _published(ctx: AppContext, version: int, user_id: str) -> bytes | None:
-    """The user's published list (with its never-again items): one HGET."""
-    raw: Any = await ctx.cache.run(lambda r: r.hget(version_key(version, "recs"), user_id))
+async def _published(ctx: AppContext, version: int, user_id: str, part: str) -> bytes | None:
+    """The user's published list (with its never-again items), whole ("recs") or its head
+    ("top"): one HGET."""
+    raw: Any = await ctx.cache.run(lambda r: r.hget(version_key(version, part), user_id))
     return raw if raw is None else bytes(raw)
+
+
+def _top_suffices(view: LiveView, n: int, filters: Filters) -> bool:
+    """Whether the list's head likely holds n servable items (the tail is read if not)."""
+    plain = filters.category is None and filters.brand is None and filters.kind is None
+    return view.has_top and plain and n + len(filters.exclude) <= TOP_ITEMS // 2
+
+
+async def _rest_of_list(ctx: AppContext, version: int, user_id: str) -> list[list[Any]]:
+    """The published items after the head, for when filters left the head short."""
+    try:
+        raw = await _published(ctx, version, user_id, "recs")
+    except CacheUnavailable:
+        return []  # the fallback chain fills the list
+    return orjson.loads(raw)["i"][TOP_ITEMS:] if raw else []
 
 
 async def _similar_to(ctx: AppContext, version: int, item_ids: list[str]) -> list[list[Any]]:
@@ -117,13 +133,14 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
             if promos:
                 raw, decisions = await _with_promotions(ctx, view.version, user_id, promos)  # type: ignore[arg-type]
             else:
-                raw = await _published(ctx, view.version, user_id)  # type: ignore[arg-type]
+                part = "top" if _top_suffices(view, n, filters) else "recs"
+                raw = await _published(ctx, view.version, user_id, part)  # type: ignore[arg-type]
             published = orjson.loads(raw) if raw else None
             seen = published.get("x", []) if published else []
-            CACHE_REQUESTS.labels("hit" if raw else "miss").inc()
+            cache_outcome("hit" if raw else "miss").inc()
         except CacheUnavailable:
             cache_ok = False
-            CACHE_REQUESTS.labels("fallback").inc()
+            cache_outcome("fallback").inc()
     picker = Picker(n=n, view=view, filters=filters, banned=set(seen))
     if baseline is not None:
         # A non-personalised variant (or the holdout): popular items, minus what was bought.
@@ -139,6 +156,9 @@ async def recommend(ctx: AppContext, user_id: str, n: int, filters: Filters) -> 
         strategy = published["s"]
         boosted = placement.boost_list(published["i"], decisions) if decisions else {}
         picker.offer((i, s, r) for i, s, r in published["i"])
+        if not picker.full and published.get("m"):
+            rest = await _rest_of_list(ctx, view.version, user_id)  # type: ignore[arg-type]
+            picker.offer((i, s, r) for i, s, r in rest)
         for entry in picker.items:
             if entry["item_id"] in boosted:
                 entry["campaign_id"] = boosted[entry["item_id"]]

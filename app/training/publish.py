@@ -4,6 +4,9 @@ Layout (all keys under "bl:"):
   live                 -> the live version number (the only pointer readers follow)
   v:{v}:recs  (hash)   user_id -> {"s": strategy, "i": [[item_id, score, reason], ...],
                                    "x": [item_id, ...] never to show again}
+  v:{v}:top   (hash)   user_id -> the same with only the first TOP_ITEMS of "i", and "m": 1
+                                   when "recs" holds more (serving's usual read: a fifth of
+                                   the bytes to move and parse)
   v:{v}:sim   (hash)   item_id -> [[item_id, score], ...]
   v:{v}:pop   (hash)   "{window}|{category or *}" -> [[item_id, score], ...]
   v:{v}:meta  (hash)   item_id -> {"c": category, "b": brand, "k": kind}
@@ -29,16 +32,33 @@ from app.training.dataset import Catalog, Interactions
 PENDING_TTL = 3600  # an unfinished version disappears after an hour
 RETIRED_TTL = 300  # readers get five minutes to move off a superseded version
 CHUNK = 1000
+# Enough for the usual n=10 after serve-time filters drop a few; bigger asks read "recs".
+TOP_ITEMS = 20
 # prof..aud: profiles, segments and ad scores (app/training/publish_profiles.py); promo:
 # measured promotion boosts (app/training/promotions.py).
 PARTS = (
-    "recs", "sim", "pop", "meta", "seen", "info", "prof", "pmeta", "ads", "adm", "aud", "promo",
+    "recs", "top", "sim", "pop", "meta", "seen", "info",
+    "prof", "pmeta", "ads", "adm", "aud", "promo",
 )  # fmt: skip
 LIVE_KEY = key("live")
 
 
 def version_key(version: int, part: str) -> str:
     return key("v", version, part)
+
+
+def top_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A user's list body cut to its "top" payload (the first TOP_ITEMS items)."""
+    if len(body["i"]) <= TOP_ITEMS:
+        return body
+    return {**body, "i": body["i"][:TOP_ITEMS], "m": 1}
+
+
+def list_blobs(body: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A user's list as its "recs" payload and its "top" payload."""
+    full = orjson.dumps(body)
+    top = top_of(body)
+    return full, full if top is body else orjson.dumps(top)
 
 
 def _chunks(pairs: Iterable[tuple[str, bytes]]) -> Iterator[dict[str, bytes]]:
@@ -57,12 +77,13 @@ def payloads(out: BuildOutput, catalog: Catalog, inter: Interactions) -> dict[st
     ids = catalog.item_ids
     users = inter.user_ids
 
-    def recs() -> Iterator[tuple[str, bytes]]:
+    def user_lists(top: bool) -> Iterator[tuple[str, bytes]]:
         empty: list[int] = []
         for user, (strategy, items) in out.user_lists.items():
             # "x": items never to show again, kept beside the list so serving is one HGET.
             bought = [ids[i] for i in out.purchased.get(user, empty)]
-            yield users[user], orjson.dumps({"s": strategy, "i": items, "x": bought})
+            body = {"s": strategy, "i": items, "x": bought}
+            yield users[user], orjson.dumps(top_of(body) if top else body)
 
     def sim() -> Iterator[tuple[str, bytes]]:
         for item, neighbours in out.similar.items():
@@ -89,7 +110,14 @@ def payloads(out: BuildOutput, catalog: Catalog, inter: Interactions) -> dict[st
         for user, items in out.purchased.items():
             yield users[user], orjson.dumps([ids[i] for i in items])
 
-    return {"recs": recs, "sim": sim, "pop": pop, "meta": meta, "seen": seen}
+    return {
+        "recs": partial(user_lists, False),
+        "top": partial(user_lists, True),
+        "sim": sim,
+        "pop": pop,
+        "meta": meta,
+        "seen": seen,
+    }
 
 
 async def write_version(
