@@ -3,7 +3,9 @@
     .venv/bin/python bench/freshness.py [--probes 60] [--load 500]
 
 Production layout: `brandlift serve` (2 processes) and `brandlift worker` (rebuilds and the
-real-time loop) on a fresh Postgres database with Redis. After the worker's first model goes
+real-time loop) on a fresh Postgres database with Redis. --pin: one read API process, wrk and
+Redis on CPU 0, everything else (worker, ingest API, load client, Postgres) on CPU 1, so the
+read path does not share a core with the worker, as when they run on separate hosts. After the worker's first model goes
 live, a background client ingests --load events/s for random shoppers while probes buy an item
 and poll the shopper's list every 10 ms:
 - existing shoppers buy their current top item: reflected when it is gone from the list;
@@ -87,12 +89,44 @@ async def wait_live(http: httpx.AsyncClient, within_s: float = 300) -> int:
     raise TimeoutError("no model went live")
 
 
-def readers(base_url: str, users: list[str], seconds: float) -> dict[str, float]:
+def readers(
+    base_url: str, users: list[str], seconds: float, cpus: set[int] | None = None
+) -> dict[str, float]:
     """4 paced readers (wrk, its own process): a steady read rate, not saturation, so what a
     background load does to read latency shows instead of how CPU is shared at 100% load."""
     return wrk(
-        base_url, "/v1/users/%s/recommendations?n=10", users, 4, seconds, pace_ms=READ_PACE_MS
+        base_url,
+        "/v1/users/%s/recommendations?n=10",
+        users,
+        4,
+        seconds,
+        pace_ms=READ_PACE_MS,
+        cpus=cpus,
     )
+
+
+def server_pids(name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def unpin_servers() -> None:
+    """Give Redis and Postgres (and the backends Postgres forked meanwhile) every CPU back."""
+    every = set(range(os.cpu_count() or 1))
+    for pid in server_pids("redis-server") + server_pids("postgres"):
+        pin(pid, every)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep every thread of a process on `cpus` (threads and children started later inherit
+    it)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return  # gone meanwhile
+    for task in tasks:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
 
 
 async def background_load(
@@ -220,18 +254,36 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             read_url, write_url = reader.base_url, writer.base_url
             http = httpx.AsyncClient(base_url=read_url, timeout=30)
             writes = httpx.AsyncClient(base_url=write_url, timeout=30)
+            read_cpus: set[int] | None = None
             try:
                 await wait_live(http)
+                if args.pin:
+                    # The read path (wrk, the read API, Redis) on CPU 0; the worker, the ingest
+                    # API, this load client and Postgres on CPU 1. Redis and Postgres get both
+                    # CPUs back afterwards.
+                    read_cpus, rest = {0}, {1}
+                    for pid in (reader.process.pid, *server_pids("redis-server")):
+                        pin(pid, read_cpus)
+                    for pid in (writer.process.pid, worker.pid, os.getpid()):
+                        pin(pid, rest)
+                    for pid in server_pids("postgres"):
+                        pin(pid, rest)
+                    stack.callback(unpin_servers)
                 users = [f"u{u}" for u in sorted(set(world.users.tolist()))[:3000]]
                 items = [i[0] for i in world.items]
                 # CPU is sampled inside each read phase, a second in and a second before its end.
                 window = max(args.read_seconds - 2, 1)
+                # Warm the read path first (connections, first-request work in each process)
+                # so the quiet reference is the steady state, like the loaded phase.
+                await asyncio.to_thread(readers, read_url, users, 2, read_cpus)
                 quiet_cpu = asyncio.create_task(cpu_share(roles, 1, window))
-                quiet = await asyncio.to_thread(readers, read_url, users, args.read_seconds)
+                quiet = await asyncio.to_thread(
+                    readers, read_url, users, args.read_seconds, read_cpus
+                )
                 stop = asyncio.Event()
                 load = asyncio.create_task(background_load(writes, users, items, args.load, stop))
                 during = asyncio.create_task(
-                    asyncio.to_thread(readers, read_url, users, args.read_seconds)
+                    asyncio.to_thread(readers, read_url, users, args.read_seconds, read_cpus)
                 )
                 busy_cpu = asyncio.create_task(cpu_share(roles, 1, window))
                 times = []
@@ -277,21 +329,36 @@ def main() -> None:
         default="shared",
         help="shared: 2 API processes serve everything; split: 1 for reads, 1 for ingest",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="split layout with the read API and its load client on CPU 0, everything of "
+        "ours else on CPU 1 (as when the worker runs on its own core or host)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.pin:
+        args.layout = "split"
     out = asyncio.run(run(args))
     all_times = [t for _, t in out["times"]]  # type: ignore[attr-defined]
     lines = [
         f"Command: `.venv/bin/python bench/freshness.py --events {args.events} --probes "
         f"{args.probes} --load {args.load} --burst-rate {args.burst_rate} --burst-seconds "
-        f"{args.burst_seconds:.0f} --layout {args.layout}`",
+        f"{args.burst_seconds:.0f} " + ("--pin`" if args.pin else f"--layout {args.layout}`"),
         (
             "API: 2 processes serving reads and ingest alike"
             if args.layout == "shared"
             else "API: one process for reads, one for ingest (separate `brandlift serve`s)"
         )
         + "; worker in its own process; Postgres + Redis; probes alternate existing and new "
-        f"shoppers; background ingest {args.load} events/s.",
+        f"shoppers; background ingest {args.load} events/s."
+        + (
+            " Pinned: wrk, the read API and Redis on CPU 0; the worker, the ingest API, the "
+            "load client and Postgres on CPU 1 (the read path does not share a core with the "
+            "worker, as with separate hosts)."
+            if args.pin
+            else ""
+        ),
         "",
         "| what | p50 | p95 | p99 | goal |",
         "| --- | --- | --- | --- | --- |",
@@ -353,7 +420,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(f"Real-time freshness, {args.layout} API (bench/freshness.py)", text)
+        title = "read path on its own CPU" if args.pin else f"{args.layout} API"
+        write_section(f"Real-time freshness, {title} (bench/freshness.py)", text)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,12 @@ def wrk(
     connections: int,
     duration: float,
     pace_ms: int = 0,
+    cpus: set[int] | None = None,
 ) -> dict[str, float]:
     """Run wrk, each request for the next user id; return req/s and latency percentiles (ms).
 
     pace_ms > 0: each connection waits that long before each request (a steady read rate
-    instead of saturation; wrk's latency excludes the wait)."""
+    instead of saturation; wrk's latency excludes the wait). cpus: run wrk on those only."""
     script = WRK_SCRIPT % {
         "users": ",".join(f'"{u}"' for u in users),
         "template": template,
@@ -127,6 +128,8 @@ def wrk(
         handle.name,
         base_url,
     ]
+    if cpus is not None:
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(handle.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
