@@ -3,9 +3,7 @@
     .venv/bin/python bench/freshness.py [--probes 60] [--load 500]
 
 Production layout: `brandlift serve` (2 processes) and `brandlift worker` (rebuilds and the
-real-time loop) on a fresh Postgres database with Redis. --pin: one read API process, wrk and
-Redis on CPU 0, everything else (worker, ingest API, load client, Postgres) on CPU 1, so the
-read path does not share a core with the worker, as when they run on separate hosts. After the worker's first model goes
+real-time loop) on a fresh Postgres database with Redis. After the worker's first model goes
 live, a background client ingests --load events/s for random shoppers while probes buy an item
 and poll the shopper's list every 10 ms:
 - existing shoppers buy their current top item: reflected when it is gone from the list;
@@ -13,6 +11,10 @@ and poll the shopper's list every 10 ms:
 The read path's p99 is measured with wrk (4 paced connections, a steady read rate) before the
 load and during it. Then a burst (default 10,000 events/s for 30 s) checks that the dirty queue
 coalesces, stays bounded and drains.
+
+--pin: one read API process, wrk and Redis on CPU 0, everything else (worker, ingest API, load
+client, Postgres) on CPU 1, so the read path shares no core with the worker, as when they run
+on separate hosts.
 """
 
 from __future__ import annotations
@@ -264,9 +266,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     read_cpus, rest = {0}, {1}
                     for pid in (reader.process.pid, *server_pids("redis-server")):
                         pin(pid, read_cpus)
-                    for pid in (writer.process.pid, worker.pid, os.getpid()):
-                        pin(pid, rest)
-                    for pid in server_pids("postgres"):
+                    ours = (writer.process.pid, worker.pid, os.getpid())
+                    for pid in (*ours, *server_pids("postgres")):
                         pin(pid, rest)
                     stack.callback(unpin_servers)
                 users = [f"u{u}" for u in sorted(set(world.users.tolist()))[:3000]]
@@ -332,8 +333,8 @@ def main() -> None:
     parser.add_argument(
         "--pin",
         action="store_true",
-        help="split layout with the read API and its load client on CPU 0, everything of "
-        "ours else on CPU 1 (as when the worker runs on its own core or host)",
+        help="split layout with the read API, wrk and Redis on CPU 0, the worker, ingest API, "
+        "load client and Postgres on CPU 1 (as when the worker runs on its own host)",
     )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
